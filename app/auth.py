@@ -1,0 +1,148 @@
+"""Identity: bearer-token verification, the caller's identity, and role guards.
+
+Tokens are JWTs: HS256 signed with ``JWT_SECRET``, or RS256 verified with ``JWT_PUBLIC_KEY``
+when another service issues them. ``exp`` is required; ``alg: none`` and any algorithm other
+than the configured one are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import msgspec
+
+from app.errors import Forbidden, Unauthorized
+from app.settings import Settings
+from models.enums import Role
+
+__all__ = ["Identity", "TokenVerifier", "bearer_token", "mint_token", "require_roles"]
+
+_SUBJECT = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
+class Identity(msgspec.Struct, frozen=True):
+    """Who is calling, from a verified token."""
+
+    user_id: str
+    role: Role
+    expires_at: float
+    name: str | None = None
+    email: str | None = None
+
+    @property
+    def is_privileged(self) -> bool:
+        """Admins and services act on anyone's behalf and are not rate limited."""
+        return self.role in (Role.ADMIN, Role.SERVICE)
+
+
+class TokenVerifier:
+    """Verifies bearer tokens with the configured key and algorithm."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.jwt_public_key:
+            self._key: str = settings.jwt_public_key
+            self._algorithm = "RS256"
+        else:
+            self._key = settings.jwt_secret
+            self._algorithm = "HS256"
+
+    def verify(self, token: str) -> Identity:
+        """Decode and check a token.
+
+        Raises:
+            Unauthorized: with a reason a client developer can act on.
+        """
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[self._algorithm],
+                options={"require": ["exp", "sub"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthorized(f"token lacks the required claim {exc.claim!r}") from None
+        except jwt.exceptions.InvalidSubjectError:
+            raise Unauthorized("token 'sub' must be a string user id") from None
+        except jwt.InvalidAlgorithmError:
+            raise Unauthorized(f"token algorithm not accepted (expected {self._algorithm})") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid token") from None
+        return _identity_from_claims(claims)
+
+
+def _identity_from_claims(claims: dict[str, Any]) -> Identity:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not _SUBJECT.match(subject):
+        raise Unauthorized("token 'sub' must be a string id of 1-64 letters, digits or _.:@-")
+    try:
+        role = Role(claims.get("role"))
+    except ValueError:
+        raise Unauthorized("token 'role' must be customer, vendor, admin or service") from None
+    name = claims.get("name")
+    email = claims.get("email")
+    return Identity(
+        user_id=subject,
+        role=role,
+        expires_at=float(claims["exp"]),
+        name=name if isinstance(name, str) else None,
+        email=email if isinstance(email, str) else None,
+    )
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header.
+
+    Raises:
+        Unauthorized: when the header is missing or not a bearer token.
+    """
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <token>")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def mint_token(
+    settings: Settings,
+    user_id: str,
+    role: Role,
+    ttl_seconds: int = 3600,
+    name: str | None = None,
+    email: str | None = None,
+) -> str:
+    """Sign an HS256 token with ``JWT_SECRET`` (dev tooling, the demo login and tests).
+
+    Raises:
+        ValueError: when the server verifies RS256 tokens, which it cannot sign.
+    """
+    if settings.jwt_public_key:
+        raise ValueError("the server verifies RS256 tokens (JWT_PUBLIC_KEY); mint them with the issuer's private key")
+    claims: dict[str, Any] = {"sub": user_id, "role": role.value, "exp": int(time.time()) + ttl_seconds}
+    if name:
+        claims["name"] = name
+    if email:
+        claims["email"] = email
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def require_roles(*roles: Role) -> Callable[[Any, Any], None]:
+    """A Litestar guard admitting only the given roles (403 for the others)."""
+    allowed = frozenset(roles)
+    names = ", ".join(sorted(role.value for role in allowed))
+
+    def guard(connection: Any, _handler: Any) -> None:
+        identity = connection.scope.get("user")
+        if not isinstance(identity, Identity):
+            raise Unauthorized("missing Authorization: Bearer <token>")
+        if identity.role not in allowed:
+            raise Forbidden(f"this endpoint is for the roles: {names}")
+
+    return guard

@@ -1,0 +1,1 @@
+"""Litestar controllers: HTTP edges that parse, authorize and call services."""

@@ -1,0 +1,61 @@
+"""The Litestar application: routes, middleware, error handling, CORS and OpenAPI, built from the settings."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from app.controllers.health import HealthController
+from app.controllers.identity import IdentityController
+from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
+from app.problems import EXCEPTION_HANDLERS
+from app.request_context import stamp_request_id
+from app.runtime import Runtime
+from app.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app for ``settings`` (read from the environment when not given)."""
+    settings = settings or load_settings()
+    runtime = Runtime(settings)
+    cors = (
+        CORSConfig(
+            allow_origins=list(settings.allowed_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID", "X-Signature"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After"],
+            allow_credentials=False,
+        )
+        if settings.allowed_origins
+        else CORSConfig(allow_origins=["*"], expose_headers=["ETag", "X-Request-ID", "Retry-After"])
+    )
+    return Litestar(
+        route_handlers=[HealthController, IdentityController],
+        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        middleware=[
+            RequestContextMiddleware,
+            DefineMiddleware(BearerAuthMiddleware, verifier=runtime.verifier, users=runtime.users),
+            DefineMiddleware(RateLimitMiddleware, limiter=runtime.rate_limiter),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[stamp_request_id],
+        lifespan=[runtime.lifespan],
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(
+            title="Marketplace push server",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        state={"runtime": runtime},
+        debug=False,
+    )

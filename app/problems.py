@@ -1,0 +1,84 @@
+"""RFC 9457 problem+json for every error: ours, Litestar's (validation, 404, 405, 413) and unexpected ones."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from app.errors import AppError
+from app.request_context import request_id_for
+
+__all__ = ["EXCEPTION_HANDLERS", "problem_response"]
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Validation Failed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem_response(
+    status: int, detail: str, *, slug: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
+    """A problem+json response with ``type``, ``title``, ``status``, ``detail`` and any extra members."""
+    title = _TITLES.get(status, "Error")
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug or title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _app_error(_request: Request[Any, Any, Any], exc: AppError) -> Response[dict[str, Any]]:
+    return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra())
+
+
+def _validation_error(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            field = str(item.get("key") or item.get("source") or "body")
+            errors.append({"field": field, "message": str(item.get("message", "invalid value"))})
+    detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors) or exc.detail
+    return problem_response(400, detail, slug="validation", errors=errors)
+
+
+def _http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    headers = {key: str(value) for key, value in (exc.headers or {}).items()}
+    return problem_response(exc.status_code, exc.detail, headers=headers)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    request_id = request_id_for(request.scope)
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, f"internal error; quote request id {request_id} when reporting it"
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    AppError: _app_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected_error,
+}
+

@@ -1,0 +1,1 @@
+"""Domain services: the rules of users, orders, notifications and insights, independent of HTTP."""

@@ -1,0 +1,45 @@
+"""Piccolo tables, enums and migrations of the push server."""
+
+from __future__ import annotations
+
+from models.catalog import Product, Store, User
+from models.enums import (
+    DeliveryStatus,
+    NotificationChannel,
+    NotificationPriority,
+    NotificationType,
+    OrderEventKind,
+    OrderStatus,
+    PaymentStatus,
+    PayoutStatus,
+    Role,
+    WebhookOutcome,
+)
+from models.notifications import Notification
+from models.orders import Order, OrderEvent, OrderItem, Payment, Payout, WebhookEvent
+
+__all__ = [
+    "ALL_TABLES",
+    "DeliveryStatus",
+    "Notification",
+    "NotificationChannel",
+    "NotificationPriority",
+    "NotificationType",
+    "Order",
+    "OrderEvent",
+    "OrderEventKind",
+    "OrderItem",
+    "OrderStatus",
+    "Payment",
+    "PaymentStatus",
+    "Payout",
+    "PayoutStatus",
+    "Product",
+    "Role",
+    "Store",
+    "User",
+    "WebhookEvent",
+    "WebhookOutcome",
+]
+
+ALL_TABLES = (User, Store, Product, Order, OrderItem, OrderEvent, Payment, Payout, WebhookEvent, Notification)

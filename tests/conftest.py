@@ -1,0 +1,119 @@
+"""Shared fixtures: a fresh database per engine, settings, the app and clients.
+
+Each test run creates its own PostgreSQL database (dropped at the end) and its own SQLite file;
+the same tests run on both through the ``database_url`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+
+from app.auth import mint_token
+from app.main import create_app
+from app.migrations import apply_migrations
+from app.settings import Settings, load_settings
+from models.enums import Role
+from tests.asgi import lifespan_running
+from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
+
+TEST_SECRET = "test-secret-for-the-suite-0123456789"
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A PostgreSQL database created for this test run and dropped after it."""
+    if not reachable("127.0.0.1", 5432):
+        unavailable("PostgreSQL is not reachable at 127.0.0.1:5432")
+    name = unique_name("push_test")
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = postgres_url(name)
+    asyncio.run(apply_migrations(url))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file for this test run."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'push.sqlite3'}"
+    asyncio.run(apply_migrations(url))
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated database, once per engine."""
+    fixture = "sqlite_database" if request.param == "sqlite" else "postgres_database"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Build settings from an environment mapping, with the suite's secrets unless overridden."""
+
+    def build(**env: str) -> Settings:
+        base = {"JWT_SECRET": TEST_SECRET, "WEBHOOK_SECRET": TEST_SECRET, "APP_ENV": "test"}
+        return load_settings({**base, **env}, secrets_file=tmp_path / "dev-secrets.json")
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    """Settings on the parametrized database, in-process broker."""
+    return make_settings(DATABASE_URL=database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    """The app built from ``settings``."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in process, its lifespan run in the test's own event loop.
+
+    Litestar's AsyncTestClient runs the lifespan on a portal thread's loop, which would leave the
+    asyncpg pool on another loop than the requests.
+    """
+    async with lifespan_running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
+            yield test_client
+
+
+@pytest.fixture
+def token_for(settings: Settings) -> Callable[..., str]:
+    """Mint a token for a user id and role with the suite's secret."""
+
+    def mint(user_id: str, role: Role | str = Role.CUSTOMER, **claims: Any) -> str:
+        return mint_token(settings, user_id, Role(role), **claims)
+
+    return mint
+
+
+@pytest.fixture
+def auth(token_for: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    """Authorization headers for a user id and role."""
+
+    def headers(user_id: str, role: Role | str = Role.CUSTOMER) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token_for(user_id, role)}"}
+
+    return headers
