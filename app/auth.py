@@ -82,7 +82,7 @@ def _identity_from_claims(claims: dict[str, Any]) -> Identity:
     if not isinstance(subject, str) or not _SUBJECT.match(subject):
         raise Unauthorized("token 'sub' must be a string id of 1-64 letters, digits or _.:@-")
     try:
-        role = Role(claims.get("role"))
+        role = Role(str(claims.get("role")))
     except ValueError:
         raise Unauthorized("token 'role' must be customer, vendor, admin or service") from None
     name = claims.get("name")

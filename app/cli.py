@@ -41,7 +41,8 @@ def serve() -> None:
     if settings.is_production and settings.generated_secrets:
         raise click.ClickException(f"APP_ENV=production needs {', '.join(settings.generated_secrets)} set")
     configure_logging(settings.log_level, json_lines=settings.is_production)
-    config = uvicorn.Config(
+    # uvicorn.run picks the single-process server or its multi-process supervisor from ``workers``.
+    uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=settings.host,
@@ -59,14 +60,6 @@ def serve() -> None:
         proxy_headers=False,
         server_header=False,
     )
-    server = uvicorn.Server(config)
-    if settings.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
-    else:
-        server.run()
 
 
 @cli.command()

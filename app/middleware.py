@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -13,7 +14,7 @@ from app.ratelimit import RateLimiter
 from app.request_context import request_id_for
 from app.services.users import UserDirectory
 
-__all__ = ["BearerAuthMiddleware", "RateLimitMiddleware", "RequestContextMiddleware", "PUBLIC_PATHS"]
+__all__ = ["PUBLIC_PATHS", "BearerAuthMiddleware", "RateLimitMiddleware", "RequestContextMiddleware"]
 
 # Paths that need no token (SPEC): operations, docs, the demo and its assets, signed webhooks,
 # and the real-time endpoints, which authenticate themselves (header or single-use ticket).
@@ -27,7 +28,7 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             request_id_for(scope)
         await self.app(scope, receive, send)
 
@@ -54,7 +55,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(("/health", "/ready", "/metrics")):
+        if scope["type"] != ScopeType.HTTP or scope["path"].startswith(("/health", "/ready", "/metrics")):
             await self.app(scope, receive, send)
             return
         identity = scope.get("user")

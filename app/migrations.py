@@ -7,7 +7,7 @@ import io
 
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
 
-from app.database import engine_from_url, enable_wal, sqlite_path
+from app.database import enable_wal, engine_from_url, sqlite_path
 
 __all__ = ["apply_migrations"]
 
@@ -21,8 +21,9 @@ async def apply_migrations(database_url: str) -> int:
     Raises:
         RuntimeError: when a migration fails (the message says which).
     """
-    import piccolo_conf
     from piccolo.apps.migrations.tables import Migration
+
+    import piccolo_conf
 
     engine = engine_from_url(database_url)
     piccolo_conf.DB = engine

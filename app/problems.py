@@ -81,4 +81,3 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: _http_error,
     Exception: _unexpected_error,
 }
-

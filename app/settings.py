@@ -172,7 +172,9 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
     webhook_secret = _optional(env, "WEBHOOK_SECRET")
     generated: list[str] = []
     if jwt_secret is None or webhook_secret is None:
-        missing = [name for name, value in (("JWT_SECRET", jwt_secret), ("WEBHOOK_SECRET", webhook_secret)) if not value]
+        missing = [
+            name for name, value in (("JWT_SECRET", jwt_secret), ("WEBHOOK_SECRET", webhook_secret)) if not value
+        ]
         if app_env == "production":
             raise ConfigurationError(missing[0], "must be set when APP_ENV=production (generated secrets are dev-only)")
         dev_secrets = load_or_create_dev_secrets(secrets_file or Path(".dev-secrets.json"))
@@ -194,7 +196,9 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
     redis_url = _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
     workers = _int(env, "WORKERS", 1, minimum=1, maximum=64)
     if workers > 1 and redis_url is None:
-        raise ConfigurationError("WORKERS", "more than one worker needs REDIS_URL (the in-process broker is per process)")
+        raise ConfigurationError(
+            "WORKERS", "more than one worker needs REDIS_URL (the in-process broker is per process)"
+        )
 
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -10,7 +10,7 @@ from litestar import Litestar
 
 
 @asynccontextmanager
-async def lifespan_running(app: Litestar, timeout: float = 30.0) -> AsyncIterator[None]:
+async def lifespan_running(app: Litestar, startup_timeout: float = 30.0) -> AsyncIterator[None]:
     """Start ``app``'s lifespan in a dedicated task (anyio scopes must exit in the task that entered them)."""
     started = asyncio.Event()
     stop = asyncio.Event()
@@ -22,7 +22,7 @@ async def lifespan_running(app: Litestar, timeout: float = 30.0) -> AsyncIterato
 
     task = asyncio.create_task(run())
     waiter = asyncio.create_task(started.wait())
-    done, _ = await asyncio.wait({task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait({task, waiter}, timeout=startup_timeout, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         waiter.cancel()
         task.result()  # raises what start-up raised
@@ -33,4 +33,4 @@ async def lifespan_running(app: Litestar, timeout: float = 30.0) -> AsyncIterato
         yield
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout)
+        await asyncio.wait_for(task, startup_timeout)

@@ -98,9 +98,7 @@ async def test_missing_and_bad_tokens_answer_401_problem(client: httpx.AsyncClie
         assert response.json()["status"] == 401
 
 
-async def test_first_sight_creates_then_refreshes_the_user(
-    client: httpx.AsyncClient, settings: Settings
-) -> None:
+async def test_first_sight_creates_then_refreshes_the_user(client: httpx.AsyncClient, settings: Settings) -> None:
     """A token's claims create the user row on first sight and refresh it when they change."""
     user_id = f"u_first_sight_{settings.database_url[:6]}"
     first = mint_token(settings, user_id, Role.CUSTOMER, name="Ada")

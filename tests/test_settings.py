@@ -79,7 +79,9 @@ def test_several_workers_need_redis(tmp_path: Path) -> None:
     """WORKERS>1 without REDIS_URL is refused, since the in-process broker is per process."""
     with pytest.raises(ConfigurationError, match="REDIS_URL"):
         load_settings({"WORKERS": "2"}, secrets_file=tmp_path / "s.json")
-    settings = load_settings({"WORKERS": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}, secrets_file=tmp_path / "s.json")
+    settings = load_settings(
+        {"WORKERS": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}, secrets_file=tmp_path / "s.json"
+    )
     assert settings.workers == 2
 
 

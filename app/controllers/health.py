@@ -20,7 +20,7 @@ class HealthController(Controller):
     """``/health`` says the process is alive; ``/ready`` that it can serve (database and broker reachable)."""
 
     include_in_schema = True
-    tags = ["operations"]
+    tags = ("operations",)
 
     @get("/health", summary="The process is alive")
     async def health(self) -> dict[str, str]:

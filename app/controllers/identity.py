@@ -24,7 +24,7 @@ class Me(msgspec.Struct, frozen=True, rename="camel"):
 class IdentityController(Controller):
     """The caller's identity, as verified from their token."""
 
-    tags = ["identity"]
+    tags = ("identity",)
 
     @get("/me", summary="The caller's identity")
     async def me(self, request: Request[Identity, Any, Any]) -> Me:
