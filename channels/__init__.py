@@ -1,0 +1,84 @@
+"""Real-time relay, framework-free: wire protocol, brokers, history and resume, hub, publisher.
+
+Imports neither Litestar nor Piccolo nor ``app``/``models``. See docs/channels.md.
+"""
+
+from __future__ import annotations
+
+from channels.broker import Broker, BrokerEvent, BrokerStats, History, Resync, utc_timestamp
+from channels.connection import CLOSE_TOO_SLOW, CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame
+from channels.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    ChannelsError,
+    InvalidChannel,
+    InvalidOffset,
+    ProtocolError,
+    SlowConsumer,
+)
+from channels.hub import Hub, Subscription
+from channels.memory import MemoryBroker
+from channels.metrics import HubMetrics
+from channels.offsets import ChannelName, Offset, parse_offset, validate_channel
+from channels.protocol import (
+    ClientMessage,
+    Error,
+    Event,
+    Ping,
+    Pong,
+    ServerMessage,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+    decode_client_message,
+    encode_server_message,
+)
+from channels.publisher import Publisher
+from channels.redis import RedisBroker
+
+__all__ = [
+    "CLOSE_TOO_SLOW",
+    "Broker",
+    "BrokerError",
+    "BrokerEvent",
+    "BrokerStats",
+    "BrokerUnavailable",
+    "ChannelName",
+    "ChannelsError",
+    "ClientMessage",
+    "CloseTransport",
+    "Connection",
+    "Error",
+    "Event",
+    "FrameFormatter",
+    "History",
+    "Hub",
+    "HubMetrics",
+    "InvalidChannel",
+    "InvalidOffset",
+    "MemoryBroker",
+    "Offset",
+    "Outgoing",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Publisher",
+    "RedisBroker",
+    "Resync",
+    "SendFrame",
+    "ServerMessage",
+    "SlowConsumer",
+    "Subscribe",
+    "Subscribed",
+    "Subscription",
+    "Unsubscribe",
+    "Unsubscribed",
+    "Welcome",
+    "decode_client_message",
+    "encode_server_message",
+    "parse_offset",
+    "utc_timestamp",
+    "validate_channel",
+]

@@ -1,0 +1,206 @@
+"""The broker interface: publish, subscribe, history and one stream of events.
+
+A broker moves bytes between producers and the hub; it knows channel names and offsets, nothing
+about connections or users. ``MemoryBroker`` serves one process, ``RedisBroker`` any number.
+Modelled on litestar ``channels/backends/base.py`` and broadcaster ``_base.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+
+from channels.offsets import Offset
+
+__all__ = [
+    "Broker",
+    "BrokerEvent",
+    "BrokerStats",
+    "Envelope",
+    "History",
+    "Resync",
+    "encode_envelope",
+    "history_is_complete",
+    "utc_timestamp",
+]
+
+
+class BrokerEvent(msgspec.Struct, frozen=True):
+    """One event as received from the broker, decoded once per process.
+
+    Attributes:
+        channel: Channel name (without the Redis prefix).
+        offset: Position in the channel's history; ``None`` for a bare publish (no history).
+        type: Event type, e.g. ``tracking.location``.
+        data: The producer's JSON value, relayed undecoded.
+        ts: Publish time, RFC 3339 UTC.
+        received_at: ``time.monotonic()`` when this process received it.
+    """
+
+    channel: str
+    offset: Offset | None
+    type: str
+    data: msgspec.Raw
+    ts: str
+    received_at: float = 0.0
+
+
+class Resync(msgspec.Struct, frozen=True):
+    """Marker in the event stream: the broker reconnected; events of these channels may be missing."""
+
+    channels: tuple[str, ...]
+
+
+class History(msgspec.Struct, frozen=True):
+    """A read of a channel's history.
+
+    Attributes:
+        offset: The channel's current offset at the time of the read.
+        events: Events after the requested offset that history still holds, oldest first. When the
+            requested offset is from another epoch, every event of the current epoch still held.
+        complete: True when ``events`` is exactly everything after the requested offset; False when
+            history no longer reaches back that far or the epoch changed (clients refetch over REST).
+    """
+
+    offset: Offset
+    events: list[BrokerEvent]
+    complete: bool
+
+
+@dataclass
+class BrokerStats:
+    """Counters a broker keeps for metrics; plain ints read by the app's collectors."""
+
+    events_in: int = 0
+    published: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The JSON a producer publishes; ``offset`` is added by our publish script."""
+
+    type: str
+    data: msgspec.Raw
+    ts: str | None = None
+    offset: str | None = None
+
+
+_envelope_encoder = msgspec.json.Encoder()
+
+
+def utc_timestamp() -> str:
+    """Return now as RFC 3339 UTC with milliseconds and ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode_envelope(type: str, data: bytes, ts: str | None) -> bytes:
+    """Build the producer envelope ``{"type","data","ts"}``; ``data`` must already be JSON bytes."""
+    return _envelope_encoder.encode(Envelope(type=type, data=msgspec.Raw(data), ts=ts or utc_timestamp()))
+
+
+def history_is_complete(after: Offset | None, current: Offset, first_seq: int | None) -> bool:
+    """Tell whether history held from ``first_seq`` covers everything after ``after``.
+
+    Args:
+        after: The offset the reader has; ``None`` means from the start of the epoch.
+        current: The channel's current offset.
+        first_seq: Seq of the oldest event held, ``None`` when history holds none.
+    """
+    start = 0 if after is None else after.seq
+    if after is not None and after.epoch != current.epoch:
+        return False
+    if start > current.seq:
+        # An offset from the future of this epoch was never issued by us: treat as lost.
+        return False
+    if start == current.seq:
+        return True
+    return first_seq is not None and first_seq <= start + 1
+
+
+def monotonic() -> float:
+    """Clock used for ``BrokerEvent.received_at``."""
+    return time.monotonic()
+
+
+class Broker(ABC):
+    """Moves events between producers and this process's hub.
+
+    Implementations must make ``subscribe`` return only once the subscription is live, so that no
+    event published after it returns is missed, and must emit ``Resync`` after any interruption.
+    """
+
+    stats: BrokerStats
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect; called once before the server accepts clients."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Disconnect and end the ``events()`` stream."""
+
+    @property
+    @abstractmethod
+    def healthy(self) -> bool:
+        """True while the broker can deliver live events (for ``/ready``)."""
+
+    @property
+    @abstractmethod
+    def subscriptions(self) -> frozenset[str]:
+        """Channels this broker is currently asked to deliver."""
+
+    @abstractmethod
+    async def publish(
+        self,
+        channel: str,
+        type: str,
+        data: bytes,
+        *,
+        ts: str | None = None,
+        history: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Offset | None:
+        """Append an event to the channel's history and publish it, atomically.
+
+        Args:
+            channel: Channel name.
+            type: Event type.
+            data: The event's data, already encoded as a JSON value.
+            ts: Publish time (RFC 3339); defaults to now.
+            history: False for a bare publish: relayed live only, offset ``None``.
+            idempotency_key: When given and already used (within a day), nothing is published and
+                the offset of the first publish is returned.
+
+        Returns:
+            The event's offset, or ``None`` for a bare publish.
+
+        Raises:
+            BrokerUnavailable: the broker's server cannot be reached.
+        """
+
+    @abstractmethod
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        """Start receiving live events of ``channels``; returns once the subscription is confirmed."""
+
+    @abstractmethod
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        """Stop receiving live events of ``channels``."""
+
+    @abstractmethod
+    async def current_offset(self, channel: str) -> Offset:
+        """Return the channel's current offset, starting an epoch for a channel that has none."""
+
+    @abstractmethod
+    async def history(self, channel: str, after: Offset | None) -> History:
+        """Return the events held after ``after`` (``None``: all held), oldest first."""
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[BrokerEvent | Resync]:
+        """Stream every event of every subscribed channel, with ``Resync`` markers; ends at ``stop()``."""

@@ -1,0 +1,52 @@
+"""Exceptions raised by the real-time relay.
+
+Hierarchy::
+
+    ChannelsError                 base of everything this package raises on purpose
+    ├── InvalidOffset (+ValueError)   an offset string is not ``<epoch>:<seq>``
+    ├── InvalidChannel (+ValueError)  a channel name is not ``user|order|store:<id>``
+    ├── ProtocolError (+ValueError)   a client frame is not a valid protocol message
+    ├── SlowConsumer                  a connection's send queue overflowed (closed with 4008)
+    └── BrokerError                   the broker failed to do what was asked
+        └── BrokerUnavailable         the broker's server (Redis) cannot be reached right now
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "BrokerUnavailable",
+    "ChannelsError",
+    "InvalidChannel",
+    "InvalidOffset",
+    "ProtocolError",
+    "SlowConsumer",
+]
+
+
+class ChannelsError(Exception):
+    """Base class of every error raised by the ``channels`` package."""
+
+
+class InvalidOffset(ChannelsError, ValueError):
+    """An offset string is malformed (expected ``<epoch>:<seq>``)."""
+
+
+class InvalidChannel(ChannelsError, ValueError):
+    """A channel name is malformed (expected ``user:<id>``, ``order:<id>`` or ``store:<id>``)."""
+
+
+class ProtocolError(ChannelsError, ValueError):
+    """A client frame is not valid JSON or not a known protocol message."""
+
+
+class SlowConsumer(ChannelsError):
+    """A connection fell behind: its send queue overflowed and it was closed with 4008."""
+
+
+class BrokerError(ChannelsError):
+    """The broker could not carry out an operation."""
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker's backing server (Redis) is unreachable; retry later."""

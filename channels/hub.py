@@ -1,0 +1,323 @@
+"""The hub: fans broker events out to connections, with gap-free resume.
+
+One listener task consumes ``broker.events()``; each event is encoded once and the same bytes are
+queued on every subscribed connection. Per channel the hub tracks the last offset it relayed, so a
+skipped seq is fetched from history, an epoch change is announced with ``subscribed`` /
+``recovered: false``, and a broker ``Resync`` refills every channel. Models: litestar
+``channels/plugin.py``, centrifuge ``hub.go``. The resume algorithm is described in docs/channels.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from channels.broker import Broker, BrokerEvent, Resync
+from channels.connection import CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame, join_lines
+from channels.errors import ChannelsError
+from channels.metrics import HubMetrics
+from channels.offsets import Offset
+from channels.protocol import Event, Ref, Subscribed, encode_server_message
+
+__all__ = ["Hub", "Subscription"]
+
+logger = logging.getLogger(__name__)
+
+
+class Subscription(NamedTuple):
+    """Result of a subscribe: the channel's current offset and what was replayed."""
+
+    offset: Offset
+    recovered: bool
+    replayed: int
+
+
+@dataclass(eq=False)
+class _Channel:
+    ready: asyncio.Future[None]
+    members: dict[Connection, Offset | None] = field(default_factory=dict)  # live, with per-member cursor
+    buffers: dict[Connection, list[Outgoing]] = field(default_factory=dict)  # resuming: live events held back
+    last: Offset | None = None  # last offset relayed on this channel, for gap detection
+
+
+def _published_at(ts: str) -> float | None:
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return None
+
+
+def event_message(event: BrokerEvent, *, live: bool) -> Outgoing:
+    """Encode a broker event once into the wire ``event`` message."""
+    offset = str(event.offset) if event.offset is not None else None
+    payload = encode_server_message(Event(event.channel, offset, event.type, event.data, event.ts))
+    coalesce = live and event.type == "tracking.location"
+    return Outgoing(payload, "event", event.channel, event.offset, event.type, _published_at(event.ts), coalesce)
+
+
+def _reset_message(channel: str, offset: Offset, replayed: int) -> Outgoing:
+    message = Subscribed(channel=channel, offset=str(offset), recovered=False, replayed=replayed)
+    return Outgoing(encode_server_message(message), "control", channel, offset)
+
+
+def _deliver(conn: Connection, item: Outgoing, cursor: Offset | None) -> Offset | None:
+    """Queue ``item`` unless ``cursor`` shows it was already sent; return the new cursor."""
+    offset = item.offset
+    if offset is None:
+        conn.enqueue(item)
+        return cursor
+    if item.kind == "control":
+        if cursor is None or offset.epoch != cursor.epoch or offset.seq > cursor.seq:
+            conn.enqueue(item)
+            return offset
+        return cursor
+    if cursor is not None and offset.epoch == cursor.epoch:
+        if offset.seq <= cursor.seq:
+            return cursor  # already replayed to this connection
+    elif cursor is not None:
+        # A new epoch this connection was not told about yet.
+        conn.enqueue(_reset_message(item.channel or "", Offset(offset.epoch, offset.seq - 1), 0))
+    conn.enqueue(item)
+    return offset
+
+
+class Hub:
+    """Owns ``channel -> connections`` and the broker subscriptions they need.
+
+    Args:
+        broker: The started broker.
+        send_queue_bytes: Send queue limit of each connection (``WS_SEND_QUEUE``).
+        metrics: Counters to update; a fresh ``HubMetrics`` when omitted.
+    """
+
+    def __init__(self, broker: Broker, send_queue_bytes: int = 1 << 20, metrics: HubMetrics | None = None) -> None:
+        self.broker = broker
+        self.send_queue_bytes = send_queue_bytes
+        self.metrics = metrics or HubMetrics()
+        self._channels: dict[str, _Channel] = {}
+        self._connections: set[Connection] = set()
+        self._listener: asyncio.Task[None] | None = None
+
+    @property
+    def channels(self) -> dict[str, set[Connection]]:
+        """Snapshot of channel -> subscribed connections (for metrics and tests)."""
+        return {name: set(ch.members) | set(ch.buffers) for name, ch in self._channels.items()}
+
+    async def start(self) -> None:
+        """Start the listener task; the broker must be started."""
+        self._listener = asyncio.create_task(self._listen(), name="channels-hub-listener")
+
+    async def stop(self, close_code: int = 1001) -> None:
+        """Stop the listener and close every connection with ``close_code``."""
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        await asyncio.gather(*(c.close(close_code, "server shutting down") for c in list(self._connections)))
+
+    @asynccontextmanager
+    async def connect(
+        self, send_frame: SendFrame, close: CloseTransport, *, formatter: FrameFormatter = join_lines
+    ) -> AsyncIterator[Connection]:
+        """Register a connection for the block's duration; on exit it leaves every channel."""
+        conn = Connection(
+            send_frame, close, max_queue_bytes=self.send_queue_bytes, formatter=formatter, metrics=self.metrics
+        )
+        conn.start()
+        self._connections.add(conn)
+        try:
+            yield conn
+        finally:
+            self._connections.discard(conn)
+            await self.disconnect(conn)
+
+    async def disconnect(self, conn: Connection) -> None:
+        """Remove ``conn`` from every channel and stop its writer."""
+        for channel in list(conn.channels):
+            await self.unsubscribe(conn, channel)
+        await conn.stop()
+
+    @asynccontextmanager
+    async def subscription(
+        self, conn: Connection, channel: str, since: Offset | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe for the block's duration."""
+        result = await self.subscribe(conn, channel, since)
+        try:
+            yield result
+        finally:
+            await self.unsubscribe(conn, channel)
+
+    async def subscribe(
+        self, conn: Connection, channel: str, since: Offset | None = None, *, ref: Ref = None, announce: bool = True
+    ) -> Subscription:
+        """Subscribe ``conn`` to ``channel``, replaying history after ``since`` without gap or duplicate.
+
+        Queues ``subscribed`` (when ``announce``), then the replayed events, then live events. Without
+        ``since`` nothing is replayed. On a channel ``conn`` is already on, ``since`` replays from there.
+
+        Raises:
+            BrokerError: the broker could not subscribe or read history.
+        """
+        async with conn.subscribe_lock:
+            channel_state = await self._acquire(channel)
+            cursor = channel_state.members.get(conn)
+            if conn in channel_state.members and since is None:
+                offset = cursor or await self.broker.current_offset(channel)
+                if announce:
+                    conn.enqueue(self._subscribed(channel, offset, True, 0, ref))
+                return Subscription(offset, True, 0)
+            # Hold back live events while history is read; they are merged after the replay.
+            channel_state.members.pop(conn, None)
+            channel_state.buffers[conn] = []
+            conn.channels.add(channel)
+            try:
+                if since is None:
+                    current, events, recovered = await self.broker.current_offset(channel), [], True
+                else:
+                    history = await self.broker.history(channel, since)
+                    current, events, recovered = history.offset, history.events, history.complete
+            except BaseException:
+                await self._leave(conn, channel)
+                raise
+            if channel_state.last is None:
+                channel_state.last = current
+            if announce:
+                conn.enqueue(self._subscribed(channel, current, recovered, len(events), ref))
+            for event in events:
+                conn.enqueue(event_message(event, live=False))
+            # No await from here on: the switch to live cannot interleave with the listener.
+            cursor = current
+            for item in channel_state.buffers.pop(conn, []):
+                cursor = _deliver(conn, item, cursor)
+            channel_state.members[conn] = cursor
+            return Subscription(current, recovered, len(events))
+
+    @staticmethod
+    def _subscribed(channel: str, offset: Offset, recovered: bool, replayed: int, ref: Ref) -> Outgoing:
+        message = Subscribed(channel=channel, offset=str(offset), recovered=recovered, replayed=replayed, ref=ref)
+        return Outgoing(encode_server_message(message), "control", channel, offset)
+
+    async def unsubscribe(self, conn: Connection, channel: str) -> None:
+        """Remove ``conn`` from ``channel``; the broker is released after the last local subscriber."""
+        async with conn.subscribe_lock:
+            await self._leave(conn, channel)
+
+    async def _acquire(self, channel: str) -> _Channel:
+        while True:
+            state = self._channels.get(channel)
+            if state is None:
+                state = _Channel(asyncio.get_running_loop().create_future())
+                self._channels[channel] = state
+                try:
+                    await self.broker.subscribe([channel])
+                except BaseException as exc:
+                    if self._channels.get(channel) is state:
+                        del self._channels[channel]
+                    state.ready.set_exception(exc if isinstance(exc, Exception) else ChannelsError("cancelled"))
+                    state.ready.exception()  # mark retrieved: waiters re-raise it themselves
+                    raise
+                state.ready.set_result(None)
+            else:
+                await asyncio.shield(state.ready)
+            # The channel may have been released while we waited; then start over.
+            if self._channels.get(channel) is state:
+                return state
+
+    async def _leave(self, conn: Connection, channel: str) -> None:
+        conn.channels.discard(channel)
+        state = self._channels.get(channel)
+        if state is None:
+            return
+        state.members.pop(conn, None)
+        state.buffers.pop(conn, None)
+        if not state.members and not state.buffers and state.ready.done():
+            del self._channels[channel]
+            await self.broker.unsubscribe([channel])
+
+    # listener
+
+    async def _listen(self) -> None:
+        async for item in self.broker.events():
+            try:
+                if isinstance(item, Resync):
+                    await self._resync(item)
+                else:
+                    await self._on_event(item)
+            except Exception:
+                # One bad event or a failed history read must not stop delivery for everyone.
+                logger.exception("hub failed to relay %r", item)
+
+    async def _on_event(self, event: BrokerEvent) -> None:
+        state = self._channels.get(event.channel)
+        if state is None:
+            return
+        self.metrics.events_in += 1
+        offset, last = event.offset, state.last
+        if offset is None or last is None:
+            if offset is not None:
+                state.last = offset
+            self._fan_out(state, [event_message(event, live=True)])
+        elif offset.epoch == last.epoch and offset.seq <= last.seq:
+            return  # already relayed by a gap fill or resync
+        elif offset.epoch == last.epoch and offset.seq == last.seq + 1:
+            state.last = offset
+            self._fan_out(state, [event_message(event, live=True)])
+        else:
+            await self._fill(event.channel, state, event)
+
+    async def _resync(self, resync: Resync) -> None:
+        self.metrics.resyncs += 1
+        for channel in resync.channels:
+            state = self._channels.get(channel)
+            if state is not None and state.last is not None:
+                await self._fill(channel, state, None)
+
+    async def _fill(self, channel: str, state: _Channel, upto: BrokerEvent | None) -> None:
+        """Relay what history holds after ``state.last`` (and ``upto``, the live event that showed the gap)."""
+        after = state.last
+        if after is None:
+            return
+        history = await self.broker.history(channel, after)
+        events = history.events
+        items: list[Outgoing] = []
+        if not history.complete:
+            # History lost (epoch change, trimmed or expired): tell clients where the new sequence starts.
+            self.metrics.history_lost += 1
+            first = events[0].offset if events else None
+            resume_at = Offset(first.epoch, first.seq - 1) if first is not None else history.offset
+            items.append(_reset_message(channel, resume_at, len(events)))
+        upto_offset = upto.offset if upto is not None else None
+        self.metrics.gaps_filled += sum(1 for e in events if e.offset != upto_offset)
+        items.extend(event_message(e, live=True) for e in events)
+        last = events[-1].offset if events else (after if history.complete else history.offset)
+        # The live event itself, unless history already had it; one from an older epoch is dropped.
+        if (
+            upto is not None
+            and upto_offset is not None
+            and last is not None
+            and upto_offset.epoch == last.epoch
+            and upto_offset.seq > last.seq
+        ):
+            items.append(event_message(upto, live=True))
+            last = upto_offset
+        state.last = last
+        self._fan_out(state, items)
+
+    def _fan_out(self, state: _Channel, items: list[Outgoing]) -> None:
+        if not items:
+            return
+        for conn, cursor in list(state.members.items()):
+            for item in items:
+                cursor = _deliver(conn, item, cursor)
+            state.members[conn] = cursor
+            if conn.closed:
+                # Too slow: stop queueing for it; the app's connect() block removes it everywhere.
+                del state.members[conn]
+        for buffer in state.buffers.values():
+            buffer.extend(items)

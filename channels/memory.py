@@ -1,0 +1,162 @@
+"""In-process broker: the broker contract for a single process (``REDIS_URL`` unset)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from channels.broker import (
+    Broker,
+    BrokerEvent,
+    BrokerStats,
+    History,
+    Resync,
+    history_is_complete,
+    monotonic,
+    utc_timestamp,
+)
+from channels.offsets import Offset, new_epoch
+
+__all__ = ["MemoryBroker"]
+
+IDEMPOTENCY_TTL = 86400.0
+
+
+@dataclass
+class _ChannelHistory:
+    epoch: str
+    seq: int
+    events: deque[BrokerEvent]
+    touched_at: float = field(default_factory=time.monotonic)
+
+
+class MemoryBroker(Broker):
+    """Keeps each channel's last ``history_size`` events in a ring; an idle channel's history is
+    forgotten after ``history_ttl`` seconds (a new epoch then starts, as with Redis key expiry).
+
+    Args:
+        history_size: Events kept per channel.
+        history_ttl: Seconds an idle channel's history lives.
+    """
+
+    def __init__(self, history_size: int = 1000, history_ttl: float = 86400) -> None:
+        if history_size < 1:
+            raise ValueError("history_size must be at least 1")
+        self.history_size = history_size
+        self.history_ttl = history_ttl
+        self.stats = BrokerStats()
+        self._channels: dict[str, _ChannelHistory] = {}
+        self._subscribed: set[str] = set()
+        self._idempotency: dict[str, tuple[Offset | None, float]] = {}
+        self._queue: asyncio.Queue[BrokerEvent | Resync | None] = asyncio.Queue()
+        self._running = False
+
+    async def start(self) -> None:
+        """Mark the broker running."""
+        self._running = True
+
+    async def stop(self) -> None:
+        """End the ``events()`` stream."""
+        self._running = False
+        self._queue.put_nowait(None)
+
+    @property
+    def healthy(self) -> bool:
+        """True between ``start()`` and ``stop()``."""
+        return self._running
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """Channels currently subscribed."""
+        return frozenset(self._subscribed)
+
+    def _channel(self, channel: str) -> _ChannelHistory:
+        now = time.monotonic()
+        state = self._channels.get(channel)
+        if state is None or now - state.touched_at > self.history_ttl:
+            state = _ChannelHistory(new_epoch(), 0, deque(maxlen=self.history_size), now)
+            self._channels[channel] = state
+        return state
+
+    def _check_idempotency(self, key: str) -> tuple[bool, Offset | None]:
+        now = time.monotonic()
+        if len(self._idempotency) > 10_000:
+            # Bound memory: sweep expired keys now and then rather than on every publish.
+            self._idempotency = {k: v for k, v in self._idempotency.items() if v[1] > now}
+        hit = self._idempotency.get(key)
+        if hit is not None and hit[1] > now:
+            return True, hit[0]
+        return False, None
+
+    async def publish(
+        self,
+        channel: str,
+        type: str,
+        data: bytes,
+        *,
+        ts: str | None = None,
+        history: bool = True,
+        idempotency_key: str | None = None,
+    ) -> Offset | None:
+        """Append to the channel's ring and deliver to the subscriber stream (see ``Broker.publish``)."""
+        if idempotency_key is not None:
+            seen, previous = self._check_idempotency(idempotency_key)
+            if seen:
+                return previous
+        offset: Offset | None = None
+        event = BrokerEvent(channel, None, type, msgspec.Raw(bytes(data)), ts or utc_timestamp(), monotonic())
+        if history:
+            state = self._channel(channel)
+            state.seq += 1
+            state.touched_at = time.monotonic()
+            offset = Offset(state.epoch, state.seq)
+            event = msgspec.structs.replace(event, offset=offset)
+            state.events.append(event)
+        if idempotency_key is not None:
+            self._idempotency[idempotency_key] = (offset, time.monotonic() + IDEMPOTENCY_TTL)
+        self.stats.published += 1
+        if channel in self._subscribed:
+            self.stats.events_in += 1
+            self._queue.put_nowait(event)
+        return offset
+
+    async def subscribe(self, channels: Iterable[str]) -> None:
+        """Subscribe; effective immediately."""
+        self._subscribed.update(channels)
+
+    async def unsubscribe(self, channels: Iterable[str]) -> None:
+        """Unsubscribe; effective immediately."""
+        self._subscribed.difference_update(channels)
+
+    async def current_offset(self, channel: str) -> Offset:
+        """Return the current offset, creating the channel's epoch if needed."""
+        state = self._channel(channel)
+        return Offset(state.epoch, state.seq)
+
+    async def history(self, channel: str, after: Offset | None) -> History:
+        """Return held events after ``after`` (see ``History``)."""
+        state = self._channel(channel)
+        current = Offset(state.epoch, state.seq)
+        held = list(state.events)
+        first_seq = held[0].offset.seq if held and held[0].offset else None
+        complete = history_is_complete(after, current, first_seq)
+        if after is not None and after.epoch == state.epoch:
+            held = [e for e in held if e.offset is not None and e.offset.seq > after.seq]
+        return History(current, held, complete)
+
+    def forget(self, channel: str) -> None:
+        """Drop a channel's history, as if it expired (its next use starts a new epoch)."""
+        self._channels.pop(channel, None)
+
+    async def events(self) -> AsyncIterator[BrokerEvent | Resync]:
+        """Yield events of subscribed channels until ``stop()``."""
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            yield item
