@@ -21,7 +21,7 @@ from models.enums import Role
 
 __all__ = ["Identity", "TokenVerifier", "bearer_token", "mint_token", "require_roles"]
 
-_SUBJECT = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+_SUBJECT = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -80,7 +80,7 @@ class TokenVerifier:
 def _identity_from_claims(claims: dict[str, Any]) -> Identity:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not _SUBJECT.match(subject):
-        raise Unauthorized("token 'sub' must be a string id of 1-64 letters, digits or _.:@-")
+        raise Unauthorized("token 'sub' must be a string id of 1-64 letters, digits or _.@-")
     try:
         role = Role(str(claims.get("role")))
     except ValueError:

@@ -36,30 +36,12 @@ def serve() -> None:
     import uvicorn
 
     from app.logs import configure_logging
+    from app.server import uvicorn_options
 
     settings = _settings()
-    if settings.is_production and settings.generated_secrets:
-        raise click.ClickException(f"APP_ENV=production needs {', '.join(settings.generated_secrets)} set")
     configure_logging(settings.log_level, json_lines=settings.is_production)
     # uvicorn.run picks the single-process server or its multi-process supervisor from ``workers``.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        ws="websockets-sansio",
-        ws_max_size=settings.ws_max_frame,
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_interval,
-        # A zlib context per connection costs ~100 KiB and defeats encode-once; off unless asked for.
-        ws_per_message_deflate=settings.ws_per_message_deflate,
-        timeout_graceful_shutdown=10,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-    )
+    uvicorn.run("app.main:create_app", factory=True, **uvicorn_options(settings))
 
 
 @cli.command()
@@ -103,6 +85,46 @@ def seed(orders: int, customers: int | None, stores: int | None, notifications: 
     )
     summary = asyncio.run(run_seed(_settings().database_url, plan))
     click.echo(summary)
+
+
+@cli.command()
+@click.argument("channel")
+@click.argument("event_type", metavar="TYPE")
+@click.argument("data", metavar="JSON")
+@click.option("--bare", is_flag=True, help="Publish live only, without history (offset null), like redis-cli PUBLISH.")
+def publish(channel: str, event_type: str, data: str, bare: bool) -> None:
+    """Send one event to CHANNEL as a producer would, e.g. publish order:ord_1 tracking.eta '{"orderId": "ord_1"}'.
+
+    The event is appended to the channel's history (so clients can resume it) and relayed by every
+    server process. Needs REDIS_URL: the in-process broker lives inside one server process.
+    """
+    import msgspec
+
+    from channels import ChannelsError, Publisher, RedisBroker
+
+    settings = _settings()
+    if settings.redis_url is None:
+        raise click.ClickException("REDIS_URL is not set: the in-process broker can only be reached inside the server")
+    try:
+        payload = msgspec.json.encode(msgspec.json.decode(data))
+    except msgspec.DecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="JSON") from None
+
+    async def send() -> str:
+        broker = RedisBroker(
+            settings.redis_url or "", settings.redis_prefix, settings.history_size, settings.history_ttl
+        )
+        await broker.start()
+        try:
+            offset = await Publisher(broker).publish(channel, event_type, payload, history=not bare)
+        finally:
+            await broker.stop()
+        return str(offset) if offset is not None else "null"
+
+    try:
+        click.echo(f"published {event_type} to {channel} at offset {asyncio.run(send())}")
+    except ChannelsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -12,8 +12,12 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from app.controllers.health import HealthController
 from app.controllers.identity import IdentityController
+from app.controllers.metrics import MetricsController
+from app.controllers.realtime import RealtimeController
+from app.metrics import HttpMetricsMiddleware
 from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from app.problems import EXCEPTION_HANDLERS
+from app.realtime.ws import websocket_endpoint
 from app.request_context import stamp_request_id
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
@@ -39,10 +43,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else CORSConfig(allow_origins=["*"], expose_headers=["ETag", "X-Request-ID", "Retry-After"])
     )
     return Litestar(
-        route_handlers=[HealthController, IdentityController],
+        route_handlers=[
+            HealthController,
+            IdentityController,
+            MetricsController,
+            RealtimeController,
+            websocket_endpoint,
+        ],
         dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
         middleware=[
             RequestContextMiddleware,
+            DefineMiddleware(HttpMetricsMiddleware, metrics=runtime.metrics),
             DefineMiddleware(BearerAuthMiddleware, verifier=runtime.verifier, users=runtime.users),
             DefineMiddleware(RateLimitMiddleware, limiter=runtime.rate_limiter),
         ],

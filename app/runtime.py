@@ -11,7 +11,9 @@ from redis.asyncio import Redis
 
 from app.auth import TokenVerifier
 from app.database import Database
+from app.metrics import Metrics
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.realtime.relay import Relay
 from app.services.users import UserDirectory
 from app.settings import Settings
 from models import ALL_TABLES
@@ -35,6 +37,8 @@ class Runtime:
             if self.redis is not None
             else MemoryRateLimiter(settings.rate_limit)
         )
+        self.metrics = Metrics()
+        self.relay = Relay(settings, self.redis, self.metrics)
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
@@ -47,7 +51,11 @@ class Runtime:
             )
         await self.database.start()
         try:
-            yield
+            await self.relay.start()
+            try:
+                yield
+            finally:
+                await self.relay.stop()
         finally:
             await self.database.stop()
             if self.redis is not None:
@@ -62,11 +70,5 @@ class Runtime:
         except Exception as exc:  # any driver error means "not ready"; the reason is reported
             logger.warning("readiness: database unreachable: %s", exc)
             checks["database"] = type(exc).__name__
-        if self.redis is not None:
-            try:
-                await self.redis.ping()
-                checks["redis"] = "ok"
-            except Exception as exc:  # as above
-                logger.warning("readiness: redis unreachable: %s", exc)
-                checks["redis"] = type(exc).__name__
+        checks["broker"] = "ok" if self.relay.broker.healthy else "pub/sub disconnected"
         return checks

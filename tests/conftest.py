@@ -7,6 +7,7 @@ the same tests run on both through the ``database_url`` fixture.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,28 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def token_for(settings: Settings) -> Callable[..., str]:
+def token_for(make_settings: Callable[..., Settings]) -> Callable[..., str]:
     """Mint a token for a user id and role with the suite's secret."""
 
-    def mint(user_id: str, role: Role | str = Role.CUSTOMER, **claims: Any) -> str:
-        return mint_token(settings, user_id, Role(role), **claims)
+    def mint(user_id: str, role: Role | str = Role.CUSTOMER, exp_offset: int = 3600, **claims: Any) -> str:
+        if exp_offset != 3600:
+            import jwt
+
+            payload = {"sub": user_id, "role": str(role), "exp": int(time.time()) + exp_offset}
+            return jwt.encode(payload, TEST_SECRET, algorithm="HS256")
+        return mint_token(make_settings(), user_id, Role(role), **claims)
+
+    return mint
+
+
+@pytest.fixture
+def settings_token(make_settings: Callable[..., Settings]) -> Callable[..., str]:
+    """Mint a token with the suite's secret, ``exp_offset`` seconds from now (negative: expired)."""
+    import jwt
+
+    def mint(user_id: str, role: str = "customer", exp_offset: int = 3600) -> str:
+        claims = {"sub": user_id, "role": role, "exp": int(time.time()) + exp_offset}
+        return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
 
     return mint
 

@@ -1,0 +1,104 @@
+"""Prometheus metrics of one process: the relay's counters, read at scrape time, and HTTP request metrics.
+
+The hub and brokers keep plain integer counters (``channels`` does not depend on
+prometheus_client); a collector turns them into samples only when ``/metrics`` is scraped, so the
+relay's hot path pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["HttpMetricsMiddleware", "Metrics"]
+
+Sample = tuple[str, str, str, Callable[[], float]]  # kind, name, help, read
+
+
+class _LiveCollector(Collector):
+    def __init__(self, samples: list[Sample]) -> None:
+        self._samples = samples
+
+    def collect(self) -> Iterator[Any]:
+        for kind, name, documentation, read in self._samples:
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, documentation, value=read())
+
+
+class Metrics:
+    """The registry of one process and the instruments the app feeds."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._live: list[Sample] = []
+        self.registry.register(_LiveCollector(self._live))
+        self.relay_latency = Histogram(
+            "push_relay_latency_seconds",
+            "Seconds from an event's publish time (its ts) to its write on a client connection.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.http_requests = Counter(
+            "push_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "push_http_request_duration_seconds",
+            "HTTP request duration by route template.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+    def counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Expose a monotonically increasing value read at scrape time (``_total`` is appended)."""
+        self._live.append(("counter", name, documentation, read))
+
+    def gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Expose a current value read at scrape time."""
+        self._live.append(("gauge", name, documentation, read))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of everything registered."""
+        return generate_latest(self.registry)
+
+
+class HttpMetricsMiddleware:
+    """Counts HTTP requests by route template and status, and times them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        except Exception as exc:
+            # Raised past us (auth, rate limit): the app's exception handler answers with this status.
+            status = int(getattr(exc, "status", 0) or getattr(exc, "status_code", 500))
+            raise
+        finally:
+            route = str(scope.get("path_template") or "unmatched")
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.http_duration.labels(route).observe(time.perf_counter() - started)

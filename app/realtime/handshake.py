@@ -1,0 +1,43 @@
+"""Who is connecting to ``/ws`` or ``/sse``: the Origin allow-list and ticket or header authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from app.auth import Identity, bearer_token
+from app.errors import Unauthorized
+from app.runtime import Runtime
+
+__all__ = ["authenticate", "origin_allowed"]
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def origin_allowed(scope: Any, allowed: tuple[str, ...] | None) -> bool:
+    """SPEC ``ALLOWED_ORIGINS``: unset admits all; clients that send no Origin (not browsers) pass."""
+    origin = _header(scope, b"origin")
+    return allowed is None or origin is None or origin.rstrip("/") in allowed
+
+
+async def authenticate(scope: Any, runtime: Runtime) -> Identity:
+    """The caller of a real-time request: a single-use ``?ticket=``, else ``Authorization: Bearer``.
+
+    Raises:
+        Unauthorized: no credentials, a used or expired ticket, or a bad token.
+    """
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tickets = query.get("ticket")
+    if tickets:
+        identity = await runtime.relay.tickets.redeem(tickets[0])
+        if identity is None:
+            raise Unauthorized("unknown, used or expired ticket")
+    else:
+        identity = runtime.verifier.verify(bearer_token(_header(scope, b"authorization")))
+    await runtime.users.ensure(identity)
+    return identity

@@ -1,0 +1,74 @@
+"""The relay of one process: broker (Redis or in-process), hub, publisher and tickets, built from the settings."""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+from app.metrics import Metrics
+from app.realtime.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
+from app.settings import Settings
+from channels import Broker, Hub, HubMetrics, MemoryBroker, Publisher, RedisBroker
+
+__all__ = ["Relay"]
+
+
+class Relay:
+    """Everything real-time that a process runs, started before the server accepts clients."""
+
+    def __init__(self, settings: Settings, redis: Redis | None, metrics: Metrics) -> None:
+        self.broker: Broker = (
+            RedisBroker(settings.redis_url, settings.redis_prefix, settings.history_size, settings.history_ttl)
+            if settings.redis_url
+            else MemoryBroker(settings.history_size, settings.history_ttl)
+        )
+        self.hub_metrics = HubMetrics(latency_observer=metrics.relay_latency.observe)
+        self.hub = Hub(self.broker, settings.ws_send_queue, self.hub_metrics)
+        self.publisher = Publisher(self.broker)
+        self.tickets: TicketStore = (
+            RedisTicketStore(redis, settings.redis_prefix) if redis is not None else MemoryTicketStore()
+        )
+        self.connections = 0
+        self.started_at = time.time()
+        self._register(metrics)
+
+    def _register(self, metrics: Metrics) -> None:
+        hub, stats = self.hub_metrics, self.broker.stats
+        metrics.gauge("push_connections", "Open WebSocket and SSE connections.", lambda: self.connections)
+        metrics.gauge(
+            "push_subscriptions",
+            "Channel subscriptions held by connections of this process.",
+            lambda: sum(len(members) for members in self.hub.channels.values()),
+        )
+        metrics.gauge("push_channels", "Channels with at least one local subscriber.", lambda: len(self.hub.channels))
+        metrics.gauge("push_broker_up", "1 while the broker's pub/sub connection is up.", lambda: self.broker.healthy)
+        metrics.counter("push_events_in", "Events received from the broker.", lambda: hub.events_in)
+        metrics.counter("push_events_out", "Event messages written to connections.", lambda: hub.events_out)
+        metrics.counter(
+            "push_slow_consumer_closes",
+            "Connections closed with 4008 (send queue full).",
+            lambda: hub.slow_consumer_closes,
+        )
+        metrics.counter(
+            "push_events_dropped_coalesced",
+            "Queued live tracking.location events replaced by a newer one (latest wins).",
+            lambda: hub.coalesced,
+        )
+        metrics.counter("push_gaps_filled", "Events fetched from history to fill a live gap.", lambda: hub.gaps_filled)
+        metrics.counter("push_history_lost", "Gaps history could no longer fill.", lambda: hub.history_lost)
+        metrics.counter("push_pubsub_reconnects", "Reconnections of the broker's pub/sub.", lambda: stats.reconnects)
+        metrics.counter(
+            "push_events_malformed", "Producer payloads that were not an envelope.", lambda: stats.malformed
+        )
+        metrics.counter("push_events_published", "Events published by this process.", lambda: stats.published)
+
+    async def start(self) -> None:
+        """Connect the broker (pub/sub confirmed) and start the hub's listener."""
+        await self.broker.start()
+        await self.hub.start()
+
+    async def stop(self) -> None:
+        """Close every connection (1001: going away), then the broker."""
+        await self.hub.stop(1001)
+        await self.broker.stop()

@@ -1,0 +1,33 @@
+"""uvicorn's configuration, derived from the settings: shared by ``python -m app serve`` and the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.settings import Settings
+
+__all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "uvicorn_options"]
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config`` / ``uvicorn.run`` (without the app)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        # The sans-I/O websockets implementation: pings, close codes and the frame limit are uvicorn's.
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.ws_max_frame,
+        "ws_ping_interval": settings.ws_ping_interval,
+        "ws_ping_timeout": settings.ws_ping_interval,
+        # A zlib context per connection costs ~100 KiB and defeats encode-once; off unless asked for.
+        "ws_per_message_deflate": settings.ws_per_message_deflate,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "lifespan": "on",
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
