@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from asyncpg.exceptions import UniqueViolationError
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from app.errors import ConfigurationError
 
-__all__ = ["Database", "engine_from_url", "sqlite_path"]
+__all__ = ["UNIQUE_VIOLATIONS", "Database", "engine_from_url", "sqlite_path"]
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+UNIQUE_VIOLATIONS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, UniqueViolationError)
+"""What each driver raises when a unique constraint refuses a row (SQLite's also covers other constraints)."""
 
 
 def sqlite_path(url: str) -> str:

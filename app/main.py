@@ -13,6 +13,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from app.controllers.health import HealthController
 from app.controllers.identity import IdentityController
 from app.controllers.metrics import MetricsController
+from app.controllers.notifications import NotificationsController
 from app.controllers.realtime import RealtimeController
 from app.metrics import HttpMetricsMiddleware
 from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             IdentityController,
             MetricsController,
+            NotificationsController,
             RealtimeController,
             websocket_endpoint,
         ],

@@ -7,16 +7,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
 from app.auth import TokenVerifier
 from app.database import Database
 from app.metrics import Metrics
+from app.pagination import CursorCodec
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.realtime.relay import Relay
+from app.services.deliveries import DeliveryDispatcher
+from app.services.notifications import Inbox, unread_count_event
+from app.services.outbox import OutboxRelay
+from app.services.scheduler import ScheduledDelivery
+from app.services.senders import EmailSender, Sender, WebhookSender
 from app.services.users import UserDirectory
 from app.settings import Settings
 from models import ALL_TABLES
+from models.enums import NotificationChannel
 
 __all__ = ["Runtime"]
 
@@ -39,6 +47,39 @@ class Runtime:
         )
         self.metrics = Metrics()
         self.relay = Relay(settings, self.redis, self.metrics)
+        self.cursors = CursorCodec(settings.jwt_secret)
+        self.outbox = OutboxRelay(
+            self.database, self.relay.publisher, {"notification.unread_count": unread_count_event}
+        )
+        self.http = httpx.AsyncClient()
+        senders = self._senders()
+        self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(NotificationChannel(c) for c in senders))
+        self.scheduler = ScheduledDelivery(self.database, self.outbox)
+        self.deliveries = DeliveryDispatcher(self.database, senders)
+        self.metrics.gauge(
+            "push_outbox_lag_seconds", "Age of the oldest unpublished outbox event.", lambda: self.outbox.lag_seconds
+        )
+        self.metrics.counter("push_outbox_published", "Outbox events published.", lambda: self.outbox.published)
+        self.metrics.counter(
+            "push_notification_deliveries_sent", "EMAIL/SMS/PUSH deliveries sent.", lambda: self.deliveries.sent
+        )
+        self.metrics.counter(
+            "push_notification_delivery_failures",
+            "Failed EMAIL/SMS/PUSH attempts.",
+            lambda: self.deliveries.failed_attempts,
+        )
+
+    def _senders(self) -> dict[str, Sender]:
+        """The delivery channels this deployment has configured (the others are recorded as skipped)."""
+        senders: dict[str, Sender] = {}
+        if self.settings.smtp_url:
+            senders[NotificationChannel.EMAIL.value] = EmailSender(self.settings.smtp_url)
+        if self.settings.notify_webhook_url:
+            for channel in (NotificationChannel.SMS, NotificationChannel.PUSH):
+                senders[channel.value] = WebhookSender(
+                    self.settings.notify_webhook_url, self.settings.notify_webhook_secret, channel.value, self.http
+                )
+        return senders
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
@@ -52,10 +93,16 @@ class Runtime:
         await self.database.start()
         try:
             await self.relay.start()
+            background = (self.outbox, self.scheduler, self.deliveries)
             try:
+                for task in background:
+                    await task.start()
                 yield
             finally:
+                for task in reversed(background):
+                    await task.stop()
                 await self.relay.stop()
+                await self.http.aclose()
         finally:
             await self.database.stop()
             if self.redis is not None:

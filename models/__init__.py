@@ -15,7 +15,7 @@ from models.enums import (
     Role,
     WebhookOutcome,
 )
-from models.notifications import Notification
+from models.notifications import Notification, NotificationDelivery, OutboxEvent
 from models.orders import Order, OrderEvent, OrderItem, Payment, Payout, WebhookEvent
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "DeliveryStatus",
     "Notification",
     "NotificationChannel",
+    "NotificationDelivery",
     "NotificationPriority",
     "NotificationType",
     "Order",
@@ -30,6 +31,7 @@ __all__ = [
     "OrderEventKind",
     "OrderItem",
     "OrderStatus",
+    "OutboxEvent",
     "Payment",
     "PaymentStatus",
     "Payout",
@@ -42,4 +44,17 @@ __all__ = [
     "WebhookOutcome",
 ]
 
-ALL_TABLES = (User, Store, Product, Order, OrderItem, OrderEvent, Payment, Payout, WebhookEvent, Notification)
+ALL_TABLES = (
+    User,
+    Store,
+    Product,
+    Order,
+    OrderItem,
+    OrderEvent,
+    Payment,
+    Payout,
+    WebhookEvent,
+    Notification,
+    NotificationDelivery,
+    OutboxEvent,
+)

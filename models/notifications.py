@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, Boolean, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, BigSerial, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from models.catalog import User
 
-__all__ = ["Notification"]
+__all__ = ["Notification", "NotificationDelivery", "OutboxEvent"]
 
 
 class Notification(Table, tablename="notifications"):
     """One notification; invisible until ``sent_at`` is set (at once, or when ``scheduled_for`` is due).
 
-    ``channels`` and ``metadata`` are JSON and never filtered on in SQL. ``claimed_by`` and
-    ``claimed_until`` let one server process at a time deliver a scheduled notification.
+    ``channels`` and ``metadata`` are JSON and never filtered on in SQL. ``claimed_by`` names the
+    server process that delivered a scheduled notification.
     """
 
     id = Varchar(length=40, primary_key=True)
@@ -30,6 +30,33 @@ class Notification(Table, tablename="notifications"):
     scheduled_for = Timestamptz(null=True, default=None)
     sent_at = Timestamptz(null=True, default=None)
     claimed_by = Varchar(length=64, null=True, default=None)
-    claimed_until = Timestamptz(null=True, default=None)
+    idempotency_key = Varchar(length=128, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class NotificationDelivery(Table, tablename="notification_deliveries"):
+    """The delivery of one notification on one channel beyond the in-app bell (EMAIL, SMS, PUSH)."""
+
+    id = BigSerial(primary_key=True)
+    notification = ForeignKey(references=Notification, db_column_name="notification_id")
+    channel = Varchar(length=8)
+    status = Varchar(length=8)
+    attempts = Integer(default=0)
+    last_error = Text(null=True, default=None)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    sent_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class OutboxEvent(Table, tablename="outbox"):
+    """An event to publish, written in the transaction of the change it announces (the transactional outbox)."""
+
+    id = BigSerial(primary_key=True)
+    channel = Varchar(length=80)
+    type = Varchar(length=64)
+    data = JSON(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    sent_at = Timestamptz(null=True, default=None)
+    attempts = Integer(default=0)

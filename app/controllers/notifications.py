@@ -1,0 +1,133 @@
+"""Notifications REST (SPEC "Notifications"): always the caller's own; creation for admins and services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
+
+from app.auth import Identity, require_roles
+from app.errors import ValidationFailed
+from app.pagination import DEFAULT_LIMIT, Page
+from app.runtime import Runtime
+from app.services.notification_json import NotificationView
+from app.services.notifications import NotificationDraft, unread_count
+from models.enums import NotificationChannel, NotificationPriority, NotificationType, Role
+
+__all__ = ["CreateNotification", "NotificationsController"]
+
+
+class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    """Body of ``POST /notifications``."""
+
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    type: NotificationType
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    priority: NotificationPriority = NotificationPriority.LOW
+    channels: Annotated[list[NotificationChannel], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: [NotificationChannel.IN_APP]
+    )
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    scheduled_for: datetime | None = None
+
+
+class UnreadCount(msgspec.Struct, frozen=True):
+    """``{"count": n}``."""
+
+    count: int
+
+
+class Updated(msgspec.Struct, frozen=True):
+    """``{"updated": n}``."""
+
+    updated: int
+
+
+def _etag(count: int) -> str:
+    return f'"unread-{count}"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+class NotificationsController(Controller):
+    """The bell: list, unread count, mark read; and creation by admins and services."""
+
+    path = "/notifications"
+    tags = ("notifications",)
+
+    @get("/", summary="The caller's notifications, newest first")
+    async def list_notifications(
+        self,
+        request: Request[Identity, Any, Any],
+        runtime: NamedDependency[Runtime],
+        unread: FromQuery[bool | None] = None,
+        type: FromQuery[NotificationType | None] = None,
+        priority: FromQuery[NotificationPriority | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = DEFAULT_LIMIT,
+    ) -> Page[NotificationView]:
+        return await runtime.inbox.list(
+            request.user.user_id, unread=unread, type=type, priority=priority, cursor=cursor, limit=limit
+        )
+
+    @get("/unread-count", summary="Exact unread count, with ETag / If-None-Match (304)")
+    async def unread_count(
+        self,
+        request: Request[Identity, Any, Any],
+        if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+    ) -> Response[UnreadCount | None]:
+        count = await unread_count(request.user.user_id)
+        etag = _etag(count)
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if _matches(if_none_match, etag):
+            return Response(None, status_code=304, headers=headers)
+        return Response(UnreadCount(count), headers=headers)
+
+    @patch("/read-all", summary="Mark every notification read")
+    async def read_all(self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime]) -> Updated:
+        return Updated(await runtime.inbox.mark_all_read(request.user.user_id))
+
+    @patch("/{notification_id:str}/read", summary="Mark one notification read (idempotent)")
+    async def read_one(
+        self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], notification_id: FromPath[str]
+    ) -> NotificationView:
+        return await runtime.inbox.mark_read(request.user.user_id, notification_id)
+
+    @post(
+        "/",
+        guards=[require_roles(Role.ADMIN, Role.SERVICE)],
+        summary="Create a notification for a user (admin, service); Idempotency-Key makes retries safe",
+    )
+    async def create(
+        self,
+        data: JSONBody[CreateNotification],
+        runtime: NamedDependency[Runtime],
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)
+        ] = None,
+    ) -> Response[NotificationView]:
+        if data.scheduled_for is not None and data.scheduled_for.tzinfo is None:
+            raise ValidationFailed([("scheduledFor", "needs a UTC offset, e.g. 2026-01-02T03:04:05Z")], status=400)
+        draft = NotificationDraft(
+            user_id=data.user_id,
+            type=data.type,
+            title=data.title,
+            message=data.message,
+            priority=data.priority,
+            channels=tuple(dict.fromkeys(data.channels)),
+            metadata=data.metadata,
+            scheduled_for=data.scheduled_for,
+            idempotency_key=idempotency_key,
+        )
+        view, created = await runtime.inbox.create(draft)
+        return Response(view, status_code=201 if created else 200)

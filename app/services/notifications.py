@@ -1,0 +1,261 @@
+"""The inbox behind the bell: create, list, read, count (SPEC "Notifications").
+
+Every change writes its events to the outbox in the same transaction (see ``outbox.py``):
+``notification.created`` with the whole notification, ``notification.read`` with the ids (or
+``all``), and ``notification.unread_count``, computed when it is published so the last count a
+client receives is never older than the last commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from app.database import UNIQUE_VIOLATIONS, Database
+from app.errors import NotFound, ValidationFailed
+from app.ids import new_id
+from app.pagination import CursorCodec, Page, check_limit
+from app.services.notification_json import NotificationView, notification_view
+from app.services.outbox import OutboxRelay, PendingEvent, write_events
+from app.timefmt import utc_now
+from models.catalog import User
+from models.enums import DeliveryStatus, NotificationChannel, NotificationPriority, NotificationType
+from models.notifications import Notification, NotificationDelivery
+
+__all__ = ["Inbox", "NotificationDraft", "unread_count", "write_notifications"]
+
+_COUNT_UNREAD = (
+    "SELECT count(*) AS count FROM notifications WHERE user_id = {} AND is_read = false AND sent_at IS NOT NULL"
+)
+
+
+class NotificationDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """A notification to create; domain code builds these (see ``notification_catalog``)."""
+
+    user_id: str
+    type: NotificationType
+    title: str
+    message: str
+    priority: NotificationPriority
+    channels: tuple[NotificationChannel, ...] = (NotificationChannel.IN_APP,)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    scheduled_for: datetime | None = None
+    idempotency_key: str | None = None
+
+
+async def unread_count(user_id: str) -> int:
+    """Exact count of the user's visible unread notifications (served by a partial index)."""
+    rows = await Notification.raw(_COUNT_UNREAD, user_id)
+    return int(rows[0]["count"])
+
+
+def _user_of(channel: str) -> str:
+    return channel.removeprefix("user:")
+
+
+async def unread_count_event(channel: str) -> dict[str, int]:
+    """Outbox resolver of ``notification.unread_count``: the count at publish time."""
+    return {"count": await unread_count(_user_of(channel))}
+
+
+async def write_notifications(
+    drafts: Sequence[NotificationDraft], configured: frozenset[NotificationChannel], now: datetime | None = None
+) -> list[NotificationView]:
+    """Insert notifications, their delivery records and their events; call inside a write transaction.
+
+    Args:
+        drafts: what to create.
+        configured: delivery channels with a configured sender; the others are recorded as skipped.
+        now: the creation time (the caller's transaction time).
+    """
+    now = now or utc_now()
+    rows: list[Notification] = []
+    deliveries: list[NotificationDelivery] = []
+    events: list[PendingEvent] = []
+    views: list[NotificationView] = []
+    for draft in drafts:
+        visible = draft.scheduled_for is None or draft.scheduled_for <= now
+        row = Notification(
+            id=new_id("ntf"),
+            user=draft.user_id,
+            type=draft.type.value,
+            title=draft.title,
+            message=draft.message,
+            channels=msgspec.json.encode([channel.value for channel in draft.channels]).decode(),
+            priority=draft.priority.value,
+            metadata=msgspec.json.encode(draft.metadata).decode(),
+            is_read=False,
+            scheduled_for=draft.scheduled_for,
+            sent_at=now if visible else None,
+            idempotency_key=draft.idempotency_key,
+            created_at=now,
+            updated_at=now,
+        )
+        rows.append(row)
+        for channel in draft.channels:
+            if channel is NotificationChannel.IN_APP:
+                continue
+            status = DeliveryStatus.PENDING if channel in configured else DeliveryStatus.SKIPPED
+            deliveries.append(
+                NotificationDelivery(
+                    notification=row.id,
+                    channel=channel.value,
+                    status=status.value,
+                    last_error=None if status is DeliveryStatus.PENDING else f"{channel.value} is not configured",
+                    next_attempt_at=(row.sent_at or draft.scheduled_for) if status is DeliveryStatus.PENDING else None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        view = notification_view(row.to_dict() | {"user_id": draft.user_id})
+        views.append(view)
+        if visible:
+            events.append(PendingEvent(f"user:{draft.user_id}", "notification.created", view))
+    await Notification.insert(*rows)
+    if deliveries:
+        await NotificationDelivery.insert(*deliveries)
+    for user_id in dict.fromkeys(event.channel for event in events):
+        events.append(PendingEvent(user_id, "notification.unread_count"))
+    await write_events(events)
+    return views
+
+
+class Inbox:
+    """The notification rules the REST endpoints and the domain share."""
+
+    def __init__(
+        self, database: Database, relay: OutboxRelay, cursors: CursorCodec, configured: frozenset[NotificationChannel]
+    ) -> None:
+        self.database = database
+        self.relay = relay
+        self.cursors = cursors
+        self.configured = configured
+
+    async def create(self, draft: NotificationDraft) -> tuple[NotificationView, bool]:
+        """Create one notification; answers it and whether it is new (False: an idempotent repeat).
+
+        Raises:
+            ValidationFailed: the user is unknown (has never signed in).
+        """
+        if draft.idempotency_key is not None:
+            existing = await self._by_idempotency_key(draft.user_id, draft.idempotency_key)
+            if existing is not None:
+                return existing, False
+        if not await User.exists().where(User.id == draft.user_id):
+            raise ValidationFailed([("userId", f"unknown user {draft.user_id!r}: users appear on first sign-in")])
+        try:
+            async with self.database.write():
+                (view,) = await write_notifications([draft], self.configured)
+        except UNIQUE_VIOLATIONS:
+            # A concurrent create with the same idempotency key won the unique index: answer that one.
+            if draft.idempotency_key is not None:
+                existing = await self._by_idempotency_key(draft.user_id, draft.idempotency_key)
+                if existing is not None:
+                    return existing, False
+            raise
+        self.relay.wake()
+        return view, True
+
+    async def _by_idempotency_key(self, user_id: str, key: str) -> NotificationView | None:
+        row = (
+            await Notification.select(*Notification.all_columns(), Notification.user.as_alias("user_id"))
+            .where((Notification.user == user_id) & (Notification.idempotency_key == key))
+            .first()
+        )
+        return notification_view(row) if row is not None else None
+
+    async def list(
+        self,
+        user_id: str,
+        *,
+        unread: bool | None = None,
+        type: NotificationType | None = None,
+        priority: NotificationPriority | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> Page[NotificationView]:
+        """Visible notifications, newest first, keyset-paginated on ``(createdAt, id)``."""
+        limit = check_limit(limit)
+        sql = ["SELECT * FROM notifications WHERE user_id = {} AND sent_at IS NOT NULL"]
+        args: list[Any] = [user_id]
+        if unread is not None:
+            sql.append("AND is_read = {}")
+            args.append(not unread)
+        if type is not None:
+            sql.append("AND type = {}")
+            args.append(type.value)
+        if priority is not None:
+            sql.append("AND priority = {}")
+            args.append(priority.value)
+        if cursor is not None:
+            created_at, last_id = self.cursors.decode(cursor, 2)
+            sql.append("AND (created_at, id) < ({}, {})")
+            args.extend([datetime.fromisoformat(str(created_at)), str(last_id)])
+        sql.append("ORDER BY created_at DESC, id DESC LIMIT {}")
+        args.append(limit + 1)
+        rows = await Notification.raw(" ".join(sql), *args)
+        items = [notification_view(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = self.cursors.encode([last["created_at"].isoformat(), last["id"]])
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def mark_read(self, user_id: str, notification_id: str) -> NotificationView:
+        """Mark one read (idempotent); 404 when absent, not visible yet, or not the caller's."""
+        now = utc_now()
+        async with self.database.write():
+            changed = await Notification.raw(
+                "UPDATE notifications SET is_read = true, updated_at = {} "
+                "WHERE id = {} AND user_id = {} AND sent_at IS NOT NULL AND is_read = false RETURNING id",
+                now,
+                notification_id,
+                user_id,
+            )
+            if changed:
+                channel = f"user:{user_id}"
+                await write_events(
+                    [
+                        PendingEvent(channel, "notification.read", {"ids": [notification_id]}),
+                        PendingEvent(channel, "notification.unread_count"),
+                    ]
+                )
+        if changed:
+            self.relay.wake()
+        row = (
+            await Notification.select(*Notification.all_columns(), Notification.user.as_alias("user_id"))
+            .where((Notification.id == notification_id) & (Notification.user == user_id))
+            .where(Notification.sent_at.is_not_null())
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no notification {notification_id}")
+        return notification_view(row)
+
+    async def mark_all_read(self, user_id: str) -> int:
+        """Mark every visible unread notification read in one statement; answers how many changed.
+
+        A notification committed while this runs is either updated here (and counted) or left unread
+        and counted by the unread count published after it: never lost between the two.
+        """
+        async with self.database.write():
+            changed = await Notification.raw(
+                "UPDATE notifications SET is_read = true, updated_at = {} "
+                "WHERE user_id = {} AND is_read = false AND sent_at IS NOT NULL RETURNING id",
+                utc_now(),
+                user_id,
+            )
+            if changed:
+                channel = f"user:{user_id}"
+                await write_events(
+                    [
+                        PendingEvent(channel, "notification.read", {"all": True}),
+                        PendingEvent(channel, "notification.unread_count"),
+                    ]
+                )
+        if changed:
+            self.relay.wake()
+        return len(changed)
