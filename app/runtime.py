@@ -17,6 +17,7 @@ from app.pagination import CursorCodec
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.realtime.relay import Relay
 from app.services.deliveries import DeliveryDispatcher
+from app.services.insights_cache import InsightsCache, MemoryInsightsCache, RedisInsightsCache
 from app.services.notifications import Inbox, unread_count_event
 from app.services.outbox import OutboxRelay
 from app.services.scheduler import ScheduledDelivery
@@ -55,6 +56,15 @@ class Runtime:
         senders = self._senders()
         self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(NotificationChannel(c) for c in senders))
         self.scheduler = ScheduledDelivery(self.database, self.outbox)
+        self.insights_cache: InsightsCache = (
+            RedisInsightsCache(self.redis, settings.redis_prefix) if self.redis is not None else MemoryInsightsCache()
+        )
+        self.metrics.counter(
+            "push_insights_cache_hits", "Insights served from cache.", lambda: self.insights_cache.hits
+        )
+        self.metrics.counter(
+            "push_insights_cache_misses", "Insights computed (cache miss).", lambda: self.insights_cache.misses
+        )
         self.deliveries = DeliveryDispatcher(self.database, senders)
         self.metrics.gauge(
             "push_outbox_lag_seconds", "Age of the oldest unpublished outbox event.", lambda: self.outbox.lag_seconds
