@@ -161,10 +161,7 @@ async def websocket_endpoint(socket: WebSocket[Any, Any, Any], runtime: NamedDep
             session = Session(runtime, identity, conn)
             user_channel = f"user:{identity.user_id}"
             conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))
-            expiry = asyncio.get_running_loop().call_later(
-                max(identity.expires_at - time.time(), 0),
-                lambda: asyncio.create_task(conn.close(CLOSE_BAD_CREDENTIALS, "token expired")),
-            )
+            expiry = asyncio.create_task(_close_at_expiry(conn, identity.expires_at))
             try:
                 await relay.hub.subscribe(conn, user_channel)
                 await _receive_loop(receive, session)
@@ -175,6 +172,12 @@ async def websocket_endpoint(socket: WebSocket[Any, Any, Any], runtime: NamedDep
                 expiry.cancel()
     finally:
         relay.connections -= 1
+
+
+async def _close_at_expiry(conn: Connection, expires_at: float) -> None:
+    """SPEC: a socket whose token expires is closed with 4001; the client reconnects with a new token and resumes."""
+    await asyncio.sleep(max(expires_at - time.time(), 0))
+    await conn.close(CLOSE_BAD_CREDENTIALS, "token expired")
 
 
 async def _receive_loop(receive: Any, session: Session) -> None:
