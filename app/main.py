@@ -18,6 +18,7 @@ from app.controllers.realtime import RealtimeController
 from app.metrics import HttpMetricsMiddleware
 from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from app.problems import EXCEPTION_HANDLERS
+from app.realtime.sse import sse_endpoint
 from app.realtime.ws import websocket_endpoint
 from app.request_context import stamp_request_id
 from app.runtime import Runtime
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             NotificationsController,
             RealtimeController,
             websocket_endpoint,
+            sse_endpoint,
         ],
         dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
         middleware=[

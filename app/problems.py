@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -12,7 +13,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from app.errors import AppError
 from app.request_context import request_id_for
 
-__all__ = ["EXCEPTION_HANDLERS", "problem_response"]
+__all__ = ["EXCEPTION_HANDLERS", "problem_body", "problem_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +34,27 @@ _TITLES = {
 }
 
 
-def problem_response(
-    status: int, detail: str, *, slug: str | None = None, headers: dict[str, str] | None = None, **extra: Any
-) -> Response[dict[str, Any]]:
-    """A problem+json response with ``type``, ``title``, ``status``, ``detail`` and any extra members."""
+def _problem(status: int, detail: str, slug: str | None, extra: dict[str, Any]) -> dict[str, Any]:
     title = _TITLES.get(status, "Error")
-    body: dict[str, Any] = {
+    return {
         "type": f"/problems/{slug or title.lower().replace(' ', '-')}",
         "title": title,
         "status": status,
         "detail": detail,
         **extra,
     }
+
+
+def problem_body(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> bytes:
+    """The encoded problem document, for raw ASGI handlers (SSE refusals)."""
+    return msgspec.json.encode(_problem(status, detail, slug, extra))
+
+
+def problem_response(
+    status: int, detail: str, *, slug: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
+    """A problem+json response with ``type``, ``title``, ``status``, ``detail`` and any extra members."""
+    body = _problem(status, detail, slug, extra)
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -1,0 +1,195 @@
+"""``GET /sse``: the same events as ``/ws`` as Server-Sent Events, for networks that block WebSockets.
+
+``?channels=order:ord_1,store:st_2`` (the user's own channel is always included), authenticated by
+bearer header or single-use ``?ticket=``. Each ``id:`` is a cursor holding the latest offset of
+every channel in the stream, so ``Last-Event-ID`` (or ``?lastEventId=``, since a new EventSource
+cannot set headers and a ticket works once) resumes them all. Events without an offset carry no
+``id:``. A ``subscribed`` event with ``recovered: false`` tells the client to refetch over REST.
+Comment lines every 15 s keep idle streams open through proxies; a stream that falls behind by
+more than the send queue is closed, and the client resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+from litestar.handlers import asgi
+
+from app.errors import AppError, BadRequest, Forbidden
+from app.problems import problem_body
+from app.realtime.access import may_join
+from app.realtime.handshake import authenticate, origin_allowed
+from app.request_context import request_id_for
+from app.runtime import Runtime
+from channels import (
+    ChannelsError,
+    Connection,
+    Offset,
+    Outgoing,
+    Subscribed,
+    encode_server_message,
+    parse_offset,
+    validate_channel,
+)
+
+__all__ = ["decode_cursor", "encode_cursor", "sse_endpoint"]
+
+HEARTBEAT_SECONDS = 15.0
+MAX_CHANNELS = 50
+_offset_struct = msgspec.json.Decoder(dict[str, str])
+
+
+def encode_cursor(offsets: dict[str, Offset]) -> str:
+    """The opaque ``id:`` of an event: every channel's latest offset."""
+    body = msgspec.json.encode({channel: str(offset) for channel, offset in offsets.items()})
+    return base64.urlsafe_b64encode(body).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Offset]:
+    """The offsets inside a ``Last-Event-ID``.
+
+    Raises:
+        BadRequest: when it is not a cursor this server wrote.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return {
+            validate_channel(c).kind + ":" + c.partition(":")[2]: parse_offset(o)
+            for c, o in _offset_struct.decode(raw).items()
+        }
+    except (ValueError, msgspec.DecodeError, ChannelsError):
+        raise BadRequest("Last-Event-ID is not a cursor this server issued") from None
+
+
+class _SseFormatter:
+    """Turns queued messages into SSE frames, advancing the stream's cursor as events pass."""
+
+    def __init__(self, offsets: dict[str, Offset]) -> None:
+        self.offsets = offsets
+
+    def __call__(self, batch: Sequence[Outgoing]) -> bytes:
+        parts: list[bytes] = []
+        for item in batch:
+            if item.channel is not None and item.offset is not None:
+                self.offsets[item.channel] = item.offset
+                parts.append(b"id: " + encode_cursor(self.offsets).encode() + b"\n")
+            event_type = item.type if item.kind == "event" and item.type else _control_type(item.payload)
+            parts.append(b"event: " + event_type.encode() + b"\ndata: " + item.payload + b"\n\n")
+        return b"".join(parts)
+
+
+def _control_type(payload: bytes) -> str:
+    # Control messages are small; their "op" names the SSE event (subscribed, error...).
+    op = msgspec.json.decode(payload, type=dict[str, Any]).get("op", "message")
+    return str(op)
+
+
+def _requested_channels(query: dict[str, list[str]], user_id: str) -> list[str]:
+    names = [name.strip() for value in query.get("channels", []) for name in value.split(",") if name.strip()]
+    channels = list(dict.fromkeys([f"user:{user_id}", *names]))
+    if len(channels) > MAX_CHANNELS:
+        raise BadRequest(f"at most {MAX_CHANNELS} channels per stream")
+    for channel in channels:
+        try:
+            validate_channel(channel)
+        except ChannelsError as exc:
+            raise BadRequest(str(exc)) from None
+    return channels
+
+
+async def _send_problem(send: Any, scope: Any, error: AppError) -> None:
+    """Refuse the stream before it starts, as problem+json like every other error."""
+    body = problem_body(error.status, error.detail, slug=error.slug)
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    headers.append((b"x-request-id", request_id_for(scope).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@asgi("/sse", is_mount=False, copy_scope=False)
+async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    """Stream the caller's channels as ``text/event-stream`` until the client leaves or falls behind."""
+    runtime: Runtime = scope["litestar_app"].state.runtime
+    if not origin_allowed(scope, runtime.settings.allowed_origins):
+        await _send_problem(send, scope, Forbidden("origin not allowed"))
+        return
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    try:
+        identity = await authenticate(scope, runtime)
+        channels = _requested_channels(query, identity.user_id)
+        last_event_id = next((v.decode() for k, v in scope["headers"] if k == b"last-event-id"), None)
+        last_event_id = last_event_id or (query.get("lastEventId") or [None])[0]
+        resume = decode_cursor(last_event_id) if last_event_id else {}
+        for channel in channels:
+            if not await may_join(identity, channel):
+                raise Forbidden(f"you may not join {channel}")
+    except AppError as error:
+        await _send_problem(send, scope, error)
+        return
+
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    finished = asyncio.Event()
+
+    async def send_frame(frame: bytes) -> None:
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+    async def close(_code: int, _reason: str) -> None:
+        finished.set()
+
+    relay = runtime.relay
+    relay.connections += 1
+    formatter = _SseFormatter({channel: offset for channel, offset in resume.items() if channel in channels})
+    try:
+        async with relay.hub.connect(send_frame, close, formatter=formatter) as conn:
+            await send_frame(b": stream open\n\n")
+            for channel in channels:
+                subscription = await relay.hub.subscribe(conn, channel, resume.get(channel), announce=False)
+                formatter.offsets.setdefault(channel, subscription.offset)
+                if not subscription.recovered:
+                    conn.enqueue(_reset(channel, subscription.offset, subscription.replayed))
+            await _stream_until_done(receive, conn, finished, send_frame)
+    finally:
+        relay.connections -= 1
+    with contextlib.suppress(OSError, RuntimeError):
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _reset(channel: str, offset: Offset, replayed: int) -> Outgoing:
+    message = Subscribed(channel=channel, offset=str(offset), recovered=False, replayed=replayed)
+    return Outgoing(encode_server_message(message), "control", channel, offset)
+
+
+async def _stream_until_done(receive: Any, conn: Connection, finished: asyncio.Event, send_frame: Any) -> None:
+    """Heartbeat until the client disconnects or the connection is closed (too slow, shutdown)."""
+
+    async def client_left() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    leaving = asyncio.create_task(client_left())
+    closed = asyncio.create_task(finished.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait({leaving, closed}, timeout=HEARTBEAT_SECONDS)
+            if done or conn.closed:
+                return
+            await send_frame(b": keep-alive\n\n")
+    finally:
+        leaving.cancel()
+        closed.cancel()
