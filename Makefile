@@ -21,8 +21,9 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime ## Migrate and start the server (SQLite and the in-process broker unless configured)
+run: $(VENV)/.runtime ## Migrate, seed the demo data once, start the server (SQLite + in-process broker unless configured)
 	$(BIN)/python -m app migrate
+	$(BIN)/python -m app seed --orders 300 --notifications 60 --quiet
 	exec $(BIN)/python -m app serve
 
 test: $(VENV)/.dev ## Run the whole test suite (REQUIRE_SERVICES=1 makes missing PostgreSQL/Redis fail)

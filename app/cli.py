@@ -76,14 +76,17 @@ def token(user_id: str, role: str, ttl: int, name: str | None, email: str | None
 @click.option("--stores", type=click.IntRange(min=1), default=None, help="Default: customers / 50, at least 3.")
 @click.option("--notifications", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--seed", "random_seed", type=int, default=1, show_default=True, help="Same seed, same data.")
-def seed(orders: int, customers: int | None, stores: int | None, notifications: int, random_seed: int) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar (make run seeds its demo data this way).")
+def seed(
+    orders: int, customers: int | None, stores: int | None, notifications: int, random_seed: int, quiet: bool
+) -> None:
     """Fill the database with deterministic demo data, with a progress bar."""
     from app.seeding import SeedPlan, run_seed
 
     plan = SeedPlan.sized(
         orders=orders, customers=customers, stores=stores, notifications=notifications, seed=random_seed
     )
-    summary = asyncio.run(run_seed(_settings().database_url, plan))
+    summary = asyncio.run(run_seed(_settings().database_url, plan, show_progress=not quiet))
     click.echo(summary)
 
 
@@ -125,6 +128,28 @@ def publish(channel: str, event_type: str, data: str, bare: bool) -> None:
         click.echo(f"published {event_type} to {channel} at offset {asyncio.run(send())}")
     except ChannelsError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.option("--steps", type=click.IntRange(1, 10_000), default=60, show_default=True, help="Location pings to send.")
+@click.option(
+    "--interval", type=click.FloatRange(0.05, 60), default=1.0, show_default=True, help="Seconds between pings."
+)
+@click.option("--order", "order_id", default=None, help="Drive this order instead of placing a new one.")
+@click.option("--url", "base_url", default=None, help="The server (default: http://HOST:PORT from the settings).")
+def demo(steps: int, interval: float, order_id: str | None, base_url: str | None) -> None:
+    """Drive a simulated courier along a route so the /demo map moves (needs a running server)."""
+    import httpx
+
+    from app.demo_courier import drive_courier
+
+    settings = _settings()
+    url = base_url or f"http://{settings.host}:{settings.port}"
+    try:
+        delivered = asyncio.run(drive_courier(settings, url, steps, interval, order_id))
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"{url}: {exc} (is the server running? `make run`)") from None
+    click.echo(f"delivered {delivered}")
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -9,7 +9,9 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.static_files import create_static_files_router
 
+from app.controllers.demo import STATIC, DemoController
 from app.controllers.health import HealthController
 from app.controllers.identity import IdentityController
 from app.controllers.metrics import MetricsController
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     return Litestar(
         route_handlers=[
+            DemoController,
+            create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
             HealthController,
             IdentityController,
             MetricsController,

@@ -24,11 +24,11 @@ from app.settings import Settings
 
 
 @asynccontextmanager
-async def serving(app: Litestar, settings: Settings) -> AsyncIterator[str]:
-    """Serve ``app`` until the block ends; yields ``host:port``."""
+async def serving(app: Litestar, settings: Settings, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` until the block ends (on ``port``, or a free one); yields ``host:port``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     host, port = sock.getsockname()
     options = {**uvicorn_options(settings), "host": host, "port": port, "workers": 1}
