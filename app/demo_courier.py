@@ -1,8 +1,9 @@
 """``python -m app demo``: a simulated courier, so the demo's map moves.
 
 It talks to a running server over its public REST API, as real producers do: places an order for
-``customer_demo`` at ``store_demo`` (or takes ``--order``), moves it to OUT_FOR_DELIVERY as the
-store's vendor, posts a location and ETA every ``interval`` seconds along a route, then delivers it.
+``customer_demo`` at ``store_demo`` (or takes ``--order``), pays it through the signed payment
+webhook, moves it to OUT_FOR_DELIVERY as the store's vendor, posts a location and ETA every
+``interval`` seconds along a route, then delivers it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import msgspec
 from rich.progress import Progress
 
 from app.auth import mint_token
+from app.services.senders import sign
 from app.settings import Settings
 from models.enums import Role
 
@@ -52,6 +55,18 @@ async def _place_order(http: httpx.AsyncClient, customer: dict[str, str]) -> str
     return str(order["id"])
 
 
+async def _pay(http: httpx.AsyncClient, settings: Settings, order: dict[str, object]) -> None:
+    """The payment provider's signed webhook: the payment succeeded, which confirms the order."""
+    event = {
+        "id": f"evt_demo_{order['id']}",
+        "type": "payment.succeeded",
+        "data": {"orderId": order["id"], "amountCents": order["totalCents"], "currency": order["currency"]},
+    }
+    body = msgspec.json.encode(event)
+    headers = {"Content-Type": "application/json", "X-Signature": sign(settings.webhook_secret, body)}
+    (await http.post("/webhooks/payments", content=body, headers=headers)).raise_for_status()
+
+
 async def drive_courier(
     settings: Settings, base_url: str, steps: int, interval: float, order_id: str | None = None
 ) -> str:
@@ -63,6 +78,9 @@ async def drive_courier(
     customer, vendor = bearer("customer_demo", Role.CUSTOMER), bearer("vendor_demo", Role.VENDOR)
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         order_id = order_id or await _place_order(http, customer)
+        order = (await http.get(f"/orders/{order_id}", headers=vendor)).raise_for_status().json()
+        if order["paymentStatus"] == "PENDING":
+            await _pay(http, settings, order)
         current = (await http.get(f"/orders/{order_id}", headers=vendor)).raise_for_status().json()["status"]
         path = ["CONFIRMED", "PROCESSING", "SHIPPED", "OUT_FOR_DELIVERY"]
         for status in path[path.index(current) + 1 :] if current in path else path:
