@@ -40,9 +40,15 @@ class Identity(msgspec.Struct, frozen=True):
 
 
 class TokenVerifier:
-    """Verifies bearer tokens with the configured key and algorithm."""
+    """Verifies bearer tokens with the configured key and algorithm.
 
-    def __init__(self, settings: Settings) -> None:
+    Verified tokens are remembered (bounded) until they expire: a polling client sends the same
+    token every few seconds, and an HMAC or RSA check per request is wasted work.
+    """
+
+    def __init__(self, settings: Settings, memo_size: int = 10_000) -> None:
+        self._verified: dict[str, Identity] = {}
+        self._memo_size = memo_size
         if settings.jwt_public_key:
             self._key: str = settings.jwt_public_key
             self._algorithm = "RS256"
@@ -56,6 +62,16 @@ class TokenVerifier:
         Raises:
             Unauthorized: with a reason a client developer can act on.
         """
+        known = self._verified.get(token)
+        if known is not None and known.expires_at > time.time():
+            return known
+        identity = self._decode(token)
+        if len(self._verified) >= self._memo_size:
+            self._verified.clear()
+        self._verified[token] = identity
+        return identity
+
+    def _decode(self, token: str) -> Identity:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,

@@ -75,7 +75,7 @@ class Database:
         if isinstance(self.engine, SQLiteEngine):
             enable_wal(self.engine.path)
         elif isinstance(self.engine, PostgresEngine):
-            await self.engine.start_connection_pool(min_size=1, max_size=pool_size)
+            await self.engine.start_connection_pool(min_size=1, max_size=pool_size, reset=_keep_session)
 
     async def stop(self) -> None:
         """Close the pool, if any."""
@@ -91,6 +91,12 @@ class Database:
     async def ping(self) -> None:
         """Run a trivial query; raises whatever the driver raises when the database is away."""
         await self.engine.run_ddl("SELECT 1")
+
+
+async def _keep_session(_connection: Any) -> None:
+    """asyncpg's default pool reset runs a RESET query every time a connection goes back to the pool,
+    a second round trip per query. The app keeps no session state (no LISTEN, SET or advisory locks),
+    so there is nothing to reset; asyncpg still rolls back any transaction left open."""
 
 
 def enable_wal(path: str) -> None:

@@ -43,7 +43,7 @@ async def test_request_id_is_kept_or_generated(client: httpx.AsyncClient) -> Non
     assert kept.headers["x-request-id"] == "req-12345678"
     replaced = await client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert replaced.headers["x-request-id"] != "bad id with spaces"
-    assert len(replaced.headers["x-request-id"]) == 32
+    assert len(replaced.headers["x-request-id"]) == 32  # 20 hex of process prefix + 12 of counter
     missing = await client.get("/nope")
     assert len(missing.headers["x-request-id"]) == 32
 
