@@ -1,0 +1,104 @@
+"""Customer insights REST (SPEC "Customer experience"): dashboard, analytics and preferences.
+
+A customer sees their own insights; naming anyone else with ``?customerId=`` is a 403 (answered
+without looking the id up, so nothing is learnt about other accounts). An admin must name the
+customer with ``?customerId=`` (400 without it, 404 for an unknown user). Vendors and services: 403.
+Answers are cached per customer (:class:`~app.services.insights.CustomerInsightsService`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import FromQuery, QueryParameter
+
+from app.auth import Identity, require_roles
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.runtime import Runtime
+from app.services.insights import DEFAULT_DAYS, CustomerInsightsService, check_days
+from app.services.insights_views import Analytics, Dashboard, Preferences
+from models import User
+from models.enums import Role
+
+__all__ = ["CustomerController"]
+
+_HEADERS = {"Cache-Control": "private, no-cache"}
+
+CustomerId = Annotated[
+    str | None, QueryParameter(name="customerId", description="admins: whose insights (required); customers: omit")
+]
+
+
+async def _customer_of(identity: Identity, customer_id: str | None) -> str:
+    """Whose insights the caller asks for, after the access rules above."""
+    if identity.role == Role.CUSTOMER:
+        if customer_id is not None and customer_id != identity.user_id:
+            raise Forbidden("customers see only their own insights; leave out customerId")
+        return identity.user_id
+    if not customer_id:
+        raise ValidationFailed([("customerId", "required for admins: name the customer")], status=400)
+    if not await User.exists().where(User.id == customer_id):
+        raise NotFound(f"no user {customer_id!r}")
+    return customer_id
+
+
+def _json(body: bytes) -> Response[bytes]:
+    return Response(body, media_type="application/json", headers=_HEADERS)
+
+
+class CustomerController(Controller):
+    """Insights into one customer's orders, computed in the database and cached until their orders change."""
+
+    path = "/customer"
+    tags = ("customer",)
+    guards = [require_roles(Role.CUSTOMER, Role.ADMIN)]  # noqa: RUF012 (Litestar reads a list)
+
+    @get(
+        "/dashboard",
+        summary="Totals, last 12 months, favourite stores, recent activity, status breakdown",
+        responses={200: ResponseSpec(Dashboard, description="The dashboard")},
+    )
+    async def dashboard(
+        self,
+        request: Request[Identity, Any, Any],
+        runtime: NamedDependency[Runtime],
+        customer_id: CustomerId = None,
+    ) -> Response[bytes]:
+        customer = await _customer_of(request.user, customer_id)
+        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
+        return _json(await service.dashboard_json(customer))
+
+    @get(
+        "/analytics",
+        summary="Daily trends, weekday/hour spending patterns and category shares of the last N days",
+        responses={200: ResponseSpec(Analytics, description="The analytics window")},
+    )
+    async def analytics(
+        self,
+        request: Request[Identity, Any, Any],
+        runtime: NamedDependency[Runtime],
+        days: FromQuery[int] = DEFAULT_DAYS,
+        customer_id: CustomerId = None,
+    ) -> Response[bytes]:
+        days = check_days(days)
+        customer = await _customer_of(request.user, customer_id)
+        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
+        return _json(await service.analytics_json(customer, days))
+
+    @get(
+        "/preferences",
+        summary="Favourite products, preferred stores, spending pattern and loyalty insights",
+        responses={200: ResponseSpec(Preferences, description="The preferences")},
+    )
+    async def preferences(
+        self,
+        request: Request[Identity, Any, Any],
+        runtime: NamedDependency[Runtime],
+        customer_id: CustomerId = None,
+    ) -> Response[bytes]:
+        customer = await _customer_of(request.user, customer_id)
+        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
+        return _json(await service.preferences_json(customer))
