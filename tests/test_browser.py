@@ -4,8 +4,10 @@ and the SSE fallback when WebSockets are blocked."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,8 @@ from tests.processes import free_port
 from tests.services import REDIS_URL, reachable, unavailable, unique_name
 
 pytestmark = pytest.mark.browser
+# Screenshots for the README are refreshed on request only, so a test run leaves the tree clean.
+SCREENSHOTS = Path("docs/screenshots") if os.environ.get("UPDATE_SCREENSHOTS") == "1" else None
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 Headers = Callable[..., dict[str, str]]
@@ -72,9 +76,7 @@ async def _notify(base: str, auth: Headers, title: str = "Hello") -> dict[str, A
 
 
 @pytest.fixture
-async def demo_server(
-    make_settings: Callable[..., Settings], demo_database: str
-) -> AsyncIterator[tuple[str, Runtime]]:
+async def demo_server(make_settings: Callable[..., Settings], demo_database: str) -> AsyncIterator[tuple[str, Runtime]]:
     settings = make_settings(DATABASE_URL=demo_database)
     app: Litestar = create_app(settings)
     async with serving(app, settings) as address:
@@ -99,7 +101,8 @@ async def test_badge_updates_live_and_read_all_clears_second_tab(
     await _wait_unread(first, 0)
     await _wait_unread(second, 0)
     assert await second.locator("#badge").is_hidden()
-    await first.screenshot(path="docs/screenshots/demo-bell.png")
+    if SCREENSHOTS:
+        await first.screenshot(path=SCREENSHOTS / "demo-bell.png")
 
 
 async def test_courier_marker_moves(browser: Any, demo_server: tuple[str, Runtime]) -> None:
@@ -111,14 +114,17 @@ async def test_courier_marker_moves(browser: Any, demo_server: tuple[str, Runtim
     await page.wait_for_function("document.body.dataset.transport === 'websocket'", timeout=10_000)
     driving = asyncio.create_task(drive_courier(runtime.settings, base, steps=8, interval=0.25))
     await page.wait_for_function("document.getElementById('courier').dataset.lat !== undefined", timeout=15_000)
-    first = await page.evaluate("document.getElementById('courier').dataset.lat + ',' + document.getElementById('courier').dataset.lng")
+    first = await page.evaluate(
+        "document.getElementById('courier').dataset.lat + ',' + document.getElementById('courier').dataset.lng"
+    )
     await page.wait_for_function(
         f"(document.getElementById('courier').dataset.lat + ',' + document.getElementById('courier').dataset.lng) !== '{first}'",
         timeout=15_000,
     )
     await asyncio.wait_for(driving, 30)
     await page.wait_for_function("document.getElementById('status').textContent === 'DELIVERED'", timeout=10_000)
-    await page.screenshot(path="docs/screenshots/demo-tracking.png")
+    if SCREENSHOTS:
+        await page.screenshot(path=SCREENSHOTS / "demo-tracking.png")
 
 
 async def test_websockets_blocked_falls_back_to_sse(
