@@ -114,13 +114,9 @@ async def test_courier_marker_moves(browser: Any, demo_server: tuple[str, Runtim
     await page.wait_for_function("document.body.dataset.transport === 'websocket'", timeout=10_000)
     driving = asyncio.create_task(drive_courier(runtime.settings, base, steps=8, interval=0.25))
     await page.wait_for_function("document.getElementById('courier').dataset.lat !== undefined", timeout=15_000)
-    first = await page.evaluate(
-        "document.getElementById('courier').dataset.lat + ',' + document.getElementById('courier').dataset.lng"
-    )
-    await page.wait_for_function(
-        f"(document.getElementById('courier').dataset.lat + ',' + document.getElementById('courier').dataset.lng) !== '{first}'",
-        timeout=15_000,
-    )
+    position = "document.getElementById('courier').dataset.lat + ',' + document.getElementById('courier').dataset.lng"
+    first = await page.evaluate(position)
+    await page.wait_for_function(f"({position}) !== '{first}'", timeout=15_000)
     await asyncio.wait_for(driving, 30)
     await page.wait_for_function("document.getElementById('status').textContent === 'DELIVERED'", timeout=10_000)
     if SCREENSHOTS:
@@ -145,7 +141,7 @@ async def test_websockets_blocked_falls_back_to_sse(
 async def test_restart_with_memory_broker_refetches_over_rest(
     browser: Any, make_settings: Callable[..., Settings], demo_database: str
 ) -> None:
-    """After a restart on the in-process broker (history lost), the page refetches over REST and shows what it missed."""
+    """After a restart on the in-process broker (history lost), the page refetches over REST what it missed."""
     settings = make_settings(DATABASE_URL=demo_database)
     port = free_port()
     app: Litestar = create_app(settings)
