@@ -11,12 +11,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from app.controllers.catalog import CatalogController
+from app.controllers.customer import CustomerController
 from app.controllers.demo import STATIC, DemoController
 from app.controllers.health import HealthController
 from app.controllers.identity import IdentityController
 from app.controllers.metrics import MetricsController
 from app.controllers.notifications import NotificationsController
+from app.controllers.orders import OrdersController
 from app.controllers.realtime import RealtimeController
+from app.controllers.tracking import TrackingController
+from app.controllers.webhooks import WebhooksController
 from app.metrics import HttpMetricsMiddleware
 from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from app.problems import EXCEPTION_HANDLERS
@@ -54,6 +59,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IdentityController,
             MetricsController,
             NotificationsController,
+            CatalogController,
+            OrdersController,
+            TrackingController,
+            WebhooksController,
+            CustomerController,
             RealtimeController,
             websocket_endpoint,
             sse_endpoint,

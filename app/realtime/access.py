@@ -29,11 +29,12 @@ async def may_join(identity: Identity, channel: str) -> bool:
         if identity.role == Role.ADMIN:
             return True
         if identity.role == Role.CUSTOMER:
-            return bool(row["customer"] == identity.user_id)
-        return bool(row["store.owner"] == identity.user_id)
+            return bool(row["customer_id"] == identity.user_id)
+        # Piccolo keys selected columns by their database names (owner_id via the store_id join).
+        return bool(row["store_id.owner_id"] == identity.user_id)
     if kind == "store":
         store = await Store.select(Store.owner).where(Store.id == target).first()
         if store is None:
             return False
-        return identity.role == Role.ADMIN or (identity.role == Role.VENDOR and store["owner"] == identity.user_id)
+        return identity.role == Role.ADMIN or (identity.role == Role.VENDOR and store["owner_id"] == identity.user_id)
     return False

@@ -1,0 +1,59 @@
+"""Signed provider webhooks (no JWT): payments and payouts. Each answers ``{"id", "outcome"}``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter
+
+from app.controllers.orders import order_writer
+from app.runtime import Runtime
+from app.services.order_writes import OrderWriter
+from app.services.webhooks import Outcome, apply_payment_event, apply_payout_event, verify_signature
+
+__all__ = ["WebhookReceipt", "WebhooksController"]
+
+_Signature = Annotated[str | None, HeaderParameter(name="X-Signature")]
+
+
+class WebhookReceipt(msgspec.Struct, frozen=True):
+    """What a delivery did: ``APPLIED``, ``IGNORED`` (unknown type, recorded) or ``DUPLICATE`` (a repeat)."""
+
+    id: str
+    outcome: Outcome
+
+
+async def _receive(
+    request: Request[Any, Any, Any],
+    runtime: Runtime,
+    signature: str | None,
+    apply: Callable[[OrderWriter, bytes], Awaitable[tuple[str, Outcome]]],
+) -> WebhookReceipt:
+    # The signature covers the exact bytes sent, so the body is verified before it is parsed.
+    body = await request.body()
+    verify_signature(runtime.settings.webhook_secret, signature, body)
+    event_id, outcome = await apply(order_writer(runtime), body)
+    return WebhookReceipt(event_id, outcome)
+
+
+class WebhooksController(Controller):
+    """The payment provider's events."""
+
+    path = "/webhooks"
+    tags = ("webhooks",)
+
+    @post("/payments", status_code=200, summary="payment.processing|succeeded|failed|refunded")
+    async def payments(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], x_signature: _Signature = None
+    ) -> WebhookReceipt:
+        return await _receive(request, runtime, x_signature, apply_payment_event)
+
+    @post("/payouts", status_code=200, summary="payout.processed|failed")
+    async def payouts(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], x_signature: _Signature = None
+    ) -> WebhookReceipt:
+        return await _receive(request, runtime, x_signature, apply_payout_event)
