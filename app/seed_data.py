@@ -48,11 +48,14 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         *("total_cents", "currency", "shipping_address", "current_lat", "current_lng", "current_location_at"),
         *("estimated_delivery_at", "created_at", "updated_at"),
     ),
-    "order_items": ("id", "order_id", "product_id", "name", "category", "unit_price_cents", "quantity"),
+    "order_items": (
+        *("id", "order_id", "product_id", "name", "category", "unit_price_cents", "quantity"),
+        *("customer_id", "ordered_at"),
+    ),
     # The id is a BIGSERIAL / AUTOINCREMENT: the database numbers events in insertion order.
     "order_events": (
         *("order_id", "kind", "from_status", "to_status", "lat", "lng", "estimated_delivery_at", "note"),
-        *("actor_id", "created_at"),
+        *("actor_id", "created_at", "customer_id"),
     ),
     "payments": ("id", "order_id", "status", "amount_cents", "currency", "reason", "created_at", "updated_at"),
     "notifications": (
@@ -273,11 +276,12 @@ def orders(catalog: Catalog, scope: Scope, first: int, count: int, total: int, l
         picks = rng.sample(
             catalog.products[store], min(bisect(ITEM_CUM, rand() * 100) + 1, len(catalog.products[store]))
         )
-        subtotal = 0
+        subtotal, ordered_at = 0, _at(created)
         for j, (product_id, name, category, price) in enumerate(picks):
             quantity = bisect(QUANTITY_CUM, rand() * 100) + 1
             subtotal += price * quantity
-            items.append((f"itm_{tag}_{n:09d}_{j}", order_id, product_id, name, category, price, quantity))
+            line = (product_id, name, category, price, quantity, customer_id, ordered_at)
+            items.append((f"itm_{tag}_{n:09d}_{j}", order_id, *line))
         shipping = 0 if subtotal >= 5000 else (399, 499, 799)[int(rand() * 3)]
         # Plan the whole journey, then keep the steps that have happened by `until`.
         fate = rand()
@@ -322,16 +326,18 @@ def orders(catalog: Catalog, scope: Scope, first: int, count: int, total: int, l
             located = _at(t if status in (S.DELIVERED, S.REFUNDED) else (t + end) / 2)
         for kind, before, after, at, actor in steps:
             previous = None if before is None else before.value
-            events.append((order_id, kind.value, previous, after.value, None, None, None, None, actor, _at(at)))
+            events.append(
+                (order_id, kind.value, previous, after.value, None, None, None, None, actor, _at(at), customer_id)
+            )
         if status in (S.SHIPPED, S.OUT_FOR_DELIVERY):
             location = OrderEventKind.LOCATION.value
-            events.append((order_id, location, None, None, lat, lng, eta, None, "svc_courier", located))
+            events.append((order_id, location, None, None, lat, lng, eta, None, "svc_courier", located, customer_id))
         head = (order_id, customer_id, catalog.store_ids[store], status.value, payment.value)
         money = (subtotal, shipping, subtotal + shipping, catalog.store_currency[store])
-        tracking = (catalog.addresses[customer], lat, lng, located, eta, _at(created), _at(max(t, paid_at)))
+        tracking = (catalog.addresses[customer], lat, lng, located, eta, ordered_at, _at(max(t, paid_at)))
         out["orders"].append(head + money + tracking)
         if payment != PaymentStatus.PENDING:
-            row = (f"pay_{tag}_{n:09d}", order_id, payment.value, *money[2:], reason, _at(created), _at(paid_at))
+            row = (f"pay_{tag}_{n:09d}", order_id, payment.value, *money[2:], reason, ordered_at, _at(paid_at))
             out["payments"].append(row)
         ledger.customer.append(customer)
         ledger.store.append(store)

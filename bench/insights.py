@@ -133,15 +133,15 @@ async def _heaviest_customer(database_url: str) -> tuple[str, int]:
 HOT_QUERIES = {
     "summary (all endpoints)": "SELECT status, payment_status, currency, count(*), sum(total_cents), min(created_at),"
     " max(created_at) FROM orders WHERE customer_id = $1 GROUP BY status, payment_status, currency",
-    "recent activity (dashboard)": "WITH latest AS (SELECT e.id FROM orders o JOIN order_events e ON e.order_id = o.id"
-    " WHERE o.customer_id = $1 ORDER BY e.created_at DESC, e.id DESC LIMIT 10)"
-    " SELECT e.* FROM order_events e JOIN latest l ON l.id = e.id ORDER BY e.created_at DESC, e.id DESC",
+    "recent activity (dashboard)": "SELECT e.id, e.order_id, e.kind, e.from_status, e.to_status, e.created_at"
+    " FROM order_events e WHERE e.customer_id = $1 ORDER BY e.created_at DESC, e.id DESC LIMIT 10",
     "categories, 365 days (analytics)": "SELECT i.category, o.currency, count(DISTINCT o.id), sum(i.quantity),"
     " sum(CASE WHEN o.payment_status = 'SUCCEEDED' AND o.status NOT IN ('CANCELLED', 'REFUNDED')"
-    " THEN i.unit_price_cents * i.quantity ELSE 0 END) FROM orders o JOIN order_items i ON i.order_id = o.id"
-    " WHERE o.customer_id = $1 AND o.created_at >= $2 GROUP BY i.category, o.currency",
+    " THEN i.unit_price_cents * i.quantity ELSE 0 END) FROM order_items i JOIN orders o ON o.id = i.order_id"
+    " WHERE i.customer_id = $1 AND i.ordered_at >= $2 AND o.customer_id = $1 AND o.created_at >= $2"
+    " GROUP BY i.category, o.currency",
     "favourite products (preferences)": "SELECT i.product_id, count(DISTINCT o.id), sum(i.quantity)"
-    " FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.customer_id = $1"
+    " FROM order_items i JOIN orders o ON o.id = i.order_id WHERE i.customer_id = $1 AND o.customer_id = $1"
     " GROUP BY i.product_id ORDER BY 2 DESC, 3 DESC, 1 LIMIT 10",
 }
 

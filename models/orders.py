@@ -42,10 +42,17 @@ class Order(Table, tablename="orders"):
 
 
 class OrderItem(Table, tablename="order_items"):
-    """One line of an order, with the product's name, category and price as they were when ordered."""
+    """One line of an order, with the product's name, category and price as they were when ordered.
+
+    ``customer`` and ``ordered_at`` copy the order's (immutable) customer and creation time, so one
+    customer's items are one index range for insights; a trigger fills them when an INSERT leaves
+    them NULL (migration ``2026-11-26T03:00:00``).
+    """
 
     id = Varchar(length=40, primary_key=True)
     order = ForeignKey(references=Order, db_column_name="order_id")
+    customer = ForeignKey(references=User, db_column_name="customer_id", null=True, default=None)
+    ordered_at = Timestamptz(null=True, default=None)
     product = ForeignKey(references=Product, db_column_name="product_id")
     name = Text()
     category = Varchar(length=64)
@@ -54,10 +61,15 @@ class OrderItem(Table, tablename="order_items"):
 
 
 class OrderEvent(Table, tablename="order_events"):
-    """One entry of an order's tracking timeline."""
+    """One entry of an order's tracking timeline.
+
+    ``customer`` copies the order's customer, so one customer's events are one index range; a
+    trigger fills it when an INSERT leaves it NULL (migration ``2026-11-26T03:00:00``).
+    """
 
     id = BigSerial(primary_key=True)
     order = ForeignKey(references=Order, db_column_name="order_id")
+    customer = ForeignKey(references=User, db_column_name="customer_id", null=True, default=None)
     kind = Varchar(length=16)
     from_status = Varchar(length=24, null=True, default=None)
     to_status = Varchar(length=24, null=True, default=None)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
-from models import Notification, OrderEvent, OutboxEvent
-from tests.marketplace import ADDRESS, open_store, place
+from models import Notification, Order, OrderEvent, OrderItem, OutboxEvent
+from tests.marketplace import ADDRESS, open_store, payment_event, place
 
 Headers = Callable[..., dict[str, str]]
 
@@ -112,3 +112,50 @@ async def test_list_pages_newest_first_and_filters(client: httpx.AsyncClient, au
     assert [item["id"] for item in filtered["items"]] == [ids[0]]
     assert (await client.get("/orders", params={"limit": 101}, headers=admin)).status_code == 400
     assert (await client.get("/orders", params={"cursor": "forged"}, headers=admin)).status_code == 400
+
+
+async def test_items_and_events_carry_the_orders_customer(client: httpx.AsyncClient, auth: Headers) -> None:
+    """Items and every event the API writes (placing, payment, status, tracking) carry the order's customer."""
+    store, (book, pen) = await open_store(client, auth, "v_owner")
+    order = await place(client, auth, "c_owner", store, [(book, 1), (pen, 2)])
+    await place(client, auth, "c_owner_other", store, [(book, 1)])
+    path = f"/orders/{order['id']}"
+    assert (await payment_event(client, order, "succeeded")).status_code == 200
+    moved = await client.patch(f"{path}/status", json={"status": "PROCESSING"}, headers=auth("v_owner", "vendor"))
+    assert moved.status_code == 200, moved.text
+    ping = {"lat": 1.5, "lng": 2.5, "estimatedDeliveryAt": "2030-01-01T00:00:00Z", "note": "at the depot"}
+    pinged = await client.post(f"{path}/tracking", json=ping, headers=auth("v_owner", "vendor"))
+    assert pinged.status_code in (200, 201), pinged.text
+    created = await Order.select(Order.created_at).where(Order.id == order["id"]).first()
+    assert created is not None
+    items = await OrderItem.select(OrderItem.customer, OrderItem.ordered_at).where(OrderItem.order == order["id"])
+    assert items == [{"customer_id": "c_owner", "ordered_at": created["created_at"]}] * 2
+    events = await OrderEvent.select(OrderEvent.kind, OrderEvent.customer).where(OrderEvent.order == order["id"])
+    assert {row["kind"] for row in events} == {"CREATED", "PAYMENT", "STATUS_CHANGED", "LOCATION", "ETA", "NOTE"}
+    assert {row["customer_id"] for row in events} == {"c_owner"}
+
+
+async def test_a_child_row_written_without_its_customer_gets_it(client: httpx.AsyncClient, auth: Headers) -> None:
+    """An item or event inserted without customer_id (an older writer) is given the order's by the database."""
+    store, (book, _) = await open_store(client, auth, "v_legacy")
+    order = await place(client, auth, "c_legacy", store, [(book, 1)])
+    await OrderEvent.insert(OrderEvent(order=order["id"], kind="NOTE", note="by hand"))
+    await OrderItem.insert(
+        OrderItem(
+            id=f"itm_legacy_{order['id'][-20:]}",
+            order=order["id"],
+            product=book,
+            name="b",
+            category="Books",
+            unit_price_cents=1,
+            quantity=1,
+        )
+    )
+    notes = await OrderEvent.select(OrderEvent.customer).where(
+        (OrderEvent.order == order["id"]) & (OrderEvent.kind == "NOTE")
+    )
+    assert notes == [{"customer_id": "c_legacy"}]
+    items = await OrderItem.select(OrderItem.customer, OrderItem.ordered_at).where(OrderItem.order == order["id"])
+    created = await Order.select(Order.created_at).where(Order.id == order["id"]).first()
+    assert created is not None
+    assert items == [{"customer_id": "c_legacy", "ordered_at": created["created_at"]}] * 2

@@ -1,8 +1,10 @@
 """The aggregate queries behind customer insights, one SQL text for both engines where it can be.
 
 Every query is scoped to one customer's orders (index ``orders_customer_insights`` covers the order
-columns they read) and groups in the database; Python only folds the few grouped rows. Money is
-grouped by currency too, so the caller can report the customer's reporting currency without a
+columns they read), and the item and event queries also to that customer's child rows, which carry
+the order's customer (``order_items_customer_insights``, ``order_events_customer_created``), so every
+read is one contiguous index range per table. Each groups in the database; Python only folds the few
+grouped rows. Money is grouped by currency too, so the caller can report the customer's reporting currency without a
 second round trip. Buckets are UTC: PostgreSQL spells them with ``to_char``/``extract`` ``AT TIME
 ZONE 'UTC'``, SQLite with ``strftime`` (which reads the ``+00:00`` text Piccolo stores). Medians use
 ``ROW_NUMBER``/``COUNT`` windows, which both engines run identically, and come back doubled as an
@@ -174,42 +176,45 @@ class InsightQueries:
     async def recent_events(self, customer_id: str, limit: int) -> list[dict[str, Any]]:
         """The latest ``limit`` events of the customer's orders, newest first (ties: the later id).
 
-        The ranking reads only the (order_id, created_at, id) index; whole rows are fetched for the winners.
+        Reads the first ``limit`` entries of the customer's range of ``order_events_customer_created``.
         """
         sql = """
-            WITH latest AS (
-                SELECT e.id AS id
-                FROM orders o JOIN order_events e ON e.order_id = o.id
-                WHERE o.customer_id = {}
-                ORDER BY e.created_at DESC, e.id DESC
-                LIMIT {})
             SELECT e.id AS id, e.order_id AS order_id, e.kind AS kind, e.from_status AS from_status,
                    e.to_status AS to_status, e.created_at AS created_at
-            FROM order_events e JOIN latest l ON l.id = e.id
-            ORDER BY e.created_at DESC, e.id DESC"""
+            FROM order_events e
+            WHERE e.customer_id = {}
+            ORDER BY e.created_at DESC, e.id DESC
+            LIMIT {}"""
         rows: list[dict[str, Any]] = await Order.raw(sql, customer_id, limit)
         return rows
 
     async def categories(self, customer_id: str, since: datetime) -> list[dict[str, Any]]:
-        """Per (category, currency) from ``since``: orders containing it, items, paid line cents."""
+        """Per (category, currency) from ``since``: orders containing it, items, paid line cents.
+
+        Both sides are filtered by the customer (and the window), so each is one index range and they
+        hash-join on the order id instead of probing the items once per order.
+        """
         sql = f"""
             SELECT i.category AS category, o.currency AS currency, COUNT(DISTINCT o.id) AS orders,
                    SUM(i.quantity) AS items, SUM({_PAID_LINE}) AS spent
-            FROM orders o JOIN order_items i ON i.order_id = o.id
-            WHERE o.customer_id = {{}} AND o.created_at >= {{}}
+            FROM order_items i JOIN orders o ON o.id = i.order_id
+            WHERE i.customer_id = {{}} AND i.ordered_at >= {{}} AND o.customer_id = {{}} AND o.created_at >= {{}}
             GROUP BY i.category, o.currency"""
-        rows: list[dict[str, Any]] = await Order.raw(sql, customer_id, since)
+        rows: list[dict[str, Any]] = await Order.raw(sql, customer_id, since, customer_id, since)
         return rows
 
     async def products(self, customer_id: str, limit: int) -> list[dict[str, Any]]:
-        """The top ``limit`` products by orders containing them (then quantity, paid cents, id)."""
+        """The top ``limit`` products by orders containing them (then quantity, paid cents, id).
+
+        Joined like :meth:`categories`: the customer's items with the customer's orders.
+        """
         sql = f"""
             WITH per_product AS (
                 SELECT i.product_id AS product_id, COUNT(DISTINCT o.id) AS orders, SUM(i.quantity) AS quantity,
                        SUM({_PAID_LINE}) AS spent, MAX(o.currency) AS currency,
                        MAX(o.created_at) AS last_ordered_at
-                FROM orders o JOIN order_items i ON i.order_id = o.id
-                WHERE o.customer_id = {{}}
+                FROM order_items i JOIN orders o ON o.id = i.order_id
+                WHERE i.customer_id = {{}} AND o.customer_id = {{}}
                 GROUP BY i.product_id
                 ORDER BY 2 DESC, 3 DESC, 4 DESC, 1
                 LIMIT {{}})
@@ -218,5 +223,5 @@ class InsightQueries:
                    pp.last_ordered_at AS last_ordered_at
             FROM per_product pp JOIN products p ON p.id = pp.product_id
             ORDER BY pp.orders DESC, pp.quantity DESC, pp.spent DESC, pp.product_id"""
-        rows: list[dict[str, Any]] = await Order.raw(sql, customer_id, limit)
+        rows: list[dict[str, Any]] = await Order.raw(sql, customer_id, customer_id, limit)
         return rows

@@ -67,10 +67,23 @@ class Changes:
         self.notifications: list[NotificationDraft] = []
         self.events: list[PendingEvent] = []
         self.customers: set[str] = set()
+        self.owners: dict[str, str] = {}
+        """Order id -> customer id of the orders this transaction created or locked."""
+
+    def own(self, order_id: str, customer_id: str) -> None:
+        """Note whose order ``order_id`` is, so its events carry the customer (an immutable copy)."""
+        self.owners[order_id] = customer_id
 
     def log(self, order_id: str, kind: OrderEventKind, *, at: datetime | None = None, **fields: Any) -> None:
-        """Add an entry to the order's timeline (created now unless ``at`` says when it happened)."""
-        self.order_events.append(OrderEvent(order=order_id, kind=kind.value, created_at=at or self.now, **fields))
+        """Add an entry to the order's timeline (created now unless ``at`` says when it happened).
+
+        The event carries the order's customer when this transaction created or locked the order;
+        otherwise the database's trigger copies it from ``orders``.
+        """
+        event = OrderEvent(
+            order=order_id, customer=self.owners.get(order_id), kind=kind.value, created_at=at or self.now, **fields
+        )
+        self.order_events.append(event)
 
     def publish(self, channels: tuple[str, ...], type_: str, data: dict[str, Any]) -> None:
         """Publish ``data`` on each channel after commit."""
@@ -87,7 +100,9 @@ async def lock_order(order_id: str, changes: Changes) -> LockedOrder:
     rows = await Order.raw(_LOCK if changes.is_sqlite else _LOCK + " FOR UPDATE OF o", order_id)
     if not rows:
         raise NotFound(f"no order {order_id}")
-    return msgspec.convert(rows[0], LockedOrder, strict=False)
+    order = msgspec.convert(rows[0], LockedOrder, strict=False)
+    changes.own(order.id, order.customer_id)
+    return order
 
 
 async def change_status(

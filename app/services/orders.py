@@ -132,6 +132,8 @@ async def place_order(
                     # Ids that sort in request order: items are listed ORDER BY id.
                     id=f"itm_{order_id.removeprefix('ord_')}_{index:02d}",
                     order=order_id,
+                    customer=customer_id,
+                    ordered_at=changes.now,
                     product=line.product_id,
                     name=products[line.product_id]["name"],
                     category=products[line.product_id]["category"],
@@ -141,6 +143,7 @@ async def place_order(
                 for index, line in enumerate(lines)
             )
         )
+        changes.own(order_id, customer_id)
         changes.log(order_id, OrderEventKind.CREATED, to_status=OrderStatus.PENDING.value, actor_id=customer_id)
         changes.notifications.extend(
             catalog.order_placed(order_id, customer_id, store["owner_id"], subtotal + shipping, currency)
