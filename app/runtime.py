@@ -22,6 +22,7 @@ from app.services.notifications import Inbox, unread_count_event
 from app.services.outbox import OutboxRelay
 from app.services.scheduler import ScheduledDelivery
 from app.services.senders import EmailSender, Sender, WebhookSender
+from app.services.tracking import PingRecorder
 from app.services.users import UserDirectory
 from app.settings import Settings
 from models import ALL_TABLES
@@ -51,6 +52,12 @@ class Runtime:
         self.cursors = CursorCodec(settings.jwt_secret)
         self.outbox = OutboxRelay(
             self.database, self.relay.publisher, {"notification.unread_count": unread_count_event}
+        )
+        self.pings = PingRecorder(self.database, self.relay.publisher)
+        self.metrics.counter(
+            "push_tracking_publish_failures",
+            "tracking.location/tracking.eta events not published (broker away); the pings were recorded.",
+            lambda: self.pings.publish_failures,
         )
         self.http = httpx.AsyncClient()
         senders = self._senders()

@@ -4,8 +4,9 @@ N orders in transit (seeded by SQL), one WebSocket subscriber on each ``order:{i
 posting ``POST /orders/{id}/tracking`` (a ``service`` token, as a courier backend would, so the REST
 rate limit does not apply) at N / interval pings per second. The server (``python -m app serve``,
 PostgreSQL + Redis) is pinned to core 0; this process (pings and sockets) to core 1. Each step
-reports POST->subscriber latency p50/p99, HTTP latency, throughput and errors; steps raise the rate
-until p99 exceeds the target or errors appear: the saturation point.
+reports POST->subscriber latency p50/p99, HTTP latency, throughput, the server's CPU (in all and per
+ping) and errors; steps raise the rate until p99 exceeds the target or errors appear: the saturation
+point.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import asyncpg
 import jwt
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.servers import JWT_SECRET, BenchEnv, Server, raise_fd_limit
+from bench.servers import JWT_SECRET, BenchEnv, Server, cpu_seconds, raise_fd_limit
 
 __all__ = ["main"]
 
@@ -41,6 +42,7 @@ class Step:
     received: int = 0
     latencies: list[float] = field(default_factory=list)
     http: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
 
     def row(self) -> dict[str, Any]:
         def pct(values: list[float], q: float) -> float:
@@ -53,6 +55,8 @@ class Step:
             "p50 ms": pct(self.latencies, 50),
             "p99 ms": pct(self.latencies, 99),
             "http p99 ms": pct(self.http, 99),
+            "server cpu %": round(100 * self.server_cpu / self.seconds, 1),
+            "cpu ms/ping": round(1000 * self.server_cpu / self.ok, 3) if self.ok else float("nan"),
             "errors": sum(self.errors.values()),
             "lost": self.ok - len(self.latencies),
             "error kinds": dict(self.errors),
@@ -118,8 +122,9 @@ class RawPost:
 class Fleet:
     """The subscribers and the pinger of one run."""
 
-    def __init__(self, base: str, order_ids: list[str]) -> None:
+    def __init__(self, base: str, order_ids: list[str], server_pid: int) -> None:
         self.base = base
+        self.server_pid = server_pid
         self.order_ids = order_ids
         self.sockets: list[ClientConnection] = []
         self.sent_at: dict[tuple[str, float], float] = {}
@@ -186,6 +191,7 @@ class Fleet:
             finally:
                 pool.put_nowait(connection)
 
+        cpu_before = cpu_seconds(self.server_pid)
         begin = time.perf_counter()
         while (elapsed := time.perf_counter() - begin) < seconds:
             due = int(elapsed * rate) - step.sent
@@ -197,6 +203,8 @@ class Fleet:
             await asyncio.sleep(0.005)
         if tasks:
             await asyncio.wait(tasks, timeout=30)
+        # The server's CPU for the step's pings: its HTTP requests, database work, publishes and fan-out.
+        step.server_cpu = cpu_seconds(self.server_pid) - cpu_before
         await asyncio.sleep(1.0)  # bounded grace for the last deliveries
         self.step = None
         return step
@@ -212,7 +220,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         order_ids = await seed(env.database_url, args.orders)
         await server.start()
         base = f"http://127.0.0.1:{server.port}"
-        fleet = Fleet(base, order_ids)
+        fleet = Fleet(base, order_ids, server.pid)
         await fleet.subscribe_all()
         print(f"{len(fleet.sockets)} subscribers on order channels; server pid {server.pid} on core 0")
         pool: asyncio.Queue[RawPost] = asyncio.Queue()

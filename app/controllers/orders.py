@@ -16,7 +16,7 @@ from app.runtime import Runtime
 from app.services import orders
 from app.services.order_views import Address, OrderView
 from app.services.order_writes import OrderWriter
-from app.services.tracking import Ping, record_ping
+from app.services.tracking import Ping
 from app.timefmt import utc_now
 from models.enums import OrderStatus, Role
 
@@ -153,5 +153,5 @@ class OrdersController(Controller):
             estimated_delivery_at=data.estimated_delivery_at,
             note=data.note,
         )
-        current = await record_ping(order_writer(runtime), request.user, order_id, ping)
+        current = await runtime.pings.record(request.user, order_id, ping)
         return PingAccepted(order_id=order_id, current=current)
