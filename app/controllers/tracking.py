@@ -8,7 +8,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 
 from app.auth import Identity, require_roles
-from app.services.tracking import TrackingView, tracking_view
+from app.services.tracking_view import TrackingView, tracking_view
 from models.enums import Role
 
 __all__ = ["TrackingController"]
