@@ -17,8 +17,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "workers": settings.workers,
-        # The sans-I/O websockets implementation: pings, close codes and the frame limit are uvicorn's.
-        "ws": "websockets-sansio",
+        # uvicorn's sans-I/O websockets implementation (pings, close codes and the frame limit stay uvicorn's)
+        # plus a direct writer of pre-framed messages for /ws (app/realtime/uvicorn_ws.py).
+        "ws": "app.realtime.uvicorn_ws:FramedWebSocketProtocol",
         "ws_max_size": settings.ws_max_frame,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_interval,
@@ -27,6 +28,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "lifespan": "on",
         "log_config": None,
+        # uvicorn's own loggers at the app's level: at WARNING its per-socket "[accepted]" and
+        # "connection open" INFO records are not even created (they were ~4% of a connect's CPU).
+        "log_level": settings.log_level.lower(),
         "access_log": False,
         "proxy_headers": False,
         "server_header": False,

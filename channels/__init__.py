@@ -16,6 +16,7 @@ from channels.errors import (
     ProtocolError,
     SlowConsumer,
 )
+from channels.frames import FrameSink, text_frame
 from channels.hub import Hub, Subscription
 from channels.memory import MemoryBroker
 from channels.metrics import HubMetrics
@@ -53,6 +54,7 @@ __all__ = [
     "Error",
     "Event",
     "FrameFormatter",
+    "FrameSink",
     "History",
     "Hub",
     "HubMetrics",
@@ -79,6 +81,7 @@ __all__ = [
     "decode_client_message",
     "encode_server_message",
     "parse_offset",
+    "text_frame",
     "utc_timestamp",
     "validate_channel",
 ]

@@ -1,9 +1,15 @@
-"""One client connection as the hub sees it: a byte-bounded send queue and its writer.
+"""One client connection as the hub sees it: a byte-bounded send queue, written in batches.
 
-Transport-agnostic: the app gives ``send_frame`` and ``close`` coroutines (WebSocket or SSE).
+Transport-agnostic. A WebSocket transport that offers a ``FrameSink`` is written to directly: no
+task per connection; the hub's ``Flusher`` writes every connection with queued messages once per
+event-loop iteration, so a message costs one write when a client keeps up and several messages share
+one frame (``\\n``-separated) when it falls behind. Other transports (SSE, ASGI servers without the
+extension) give ``send_frame`` and ``close`` coroutines and get a writer task while they are backlogged.
+
 Overflow policy (websockets "per-client queues", centrifuge ``DisconnectSlow``): a connection whose
-queue exceeds ``max_queue_bytes`` is closed with 4008 and its queue discarded; nothing is ever
-dropped silently. The one sanctioned drop is latest-wins coalescing of live ``tracking.location``.
+queued plus transport-buffered bytes would exceed ``max_queue_bytes`` is closed with 4008 and its
+queue discarded; nothing is ever dropped silently. The one sanctioned drop is latest-wins
+coalescing of queued live ``tracking.location``.
 """
 
 from __future__ import annotations
@@ -11,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Callable
 
-import msgspec
-
+from channels.flusher import Flusher, FlushPass
+from channels.frames import FrameSink
 from channels.metrics import HubMetrics
-from channels.offsets import Offset
+from channels.outgoing import FrameFormatter, Outgoing, join_lines
 
 __all__ = [
     "CLOSE_TOO_SLOW",
@@ -33,61 +37,56 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008
-COALESCED_TYPES = frozenset({"tracking.location"})
 
 SendFrame = Callable[[bytes], Awaitable[None]]
 CloseTransport = Callable[[int, str], Awaitable[None]]
-
-
-class Outgoing(msgspec.Struct, frozen=True):
-    """One encoded server message queued for a connection; shared by every recipient.
-
-    Attributes:
-        payload: The message's JSON bytes.
-        kind: ``event`` or ``control`` (subscribed, pong, error...).
-        channel: The channel it concerns, if any.
-        offset: The event's offset; for a ``subscribed`` reset, the new resume offset.
-        type: Event type (``None`` for control messages).
-        published_at: Publish time as a UNIX timestamp, for latency metrics.
-        coalesce: True for a live event that a newer one of the same channel may replace.
-    """
-
-    payload: bytes
-    kind: Literal["event", "control"] = "control"
-    channel: str | None = None
-    offset: Offset | None = None
-    type: str | None = None
-    published_at: float | None = None
-    coalesce: bool = False
-
-
-FrameFormatter = Callable[[Sequence[Outgoing]], bytes]
-
-
-def join_lines(batch: Sequence[Outgoing]) -> bytes:
-    """Default frame format: messages separated by ``\\n`` (SPEC allows batching)."""
-    if len(batch) == 1:
-        return batch[0].payload  # the very bytes object shared by every subscriber
-    return b"\n".join(item.payload for item in batch)
 
 
 class Connection:
     """A subscriber: queues messages without blocking the hub and writes them in batches.
 
     Args:
-        send_frame: Sends one frame to the client.
+        send_frame: Sends one frame to the client (used when there is no ``sink``).
         close: Closes the transport with a code and reason.
-        max_queue_bytes: Bytes that may wait in the queue before the connection is closed with 4008.
+        sink: Direct frame writer of a WebSocket transport; batches are ``\\n``-joined text frames.
+        flusher: The hub's ``Flusher`` (required with a ``sink``; one of its own otherwise).
+        max_queue_bytes: Queued plus transport-buffered bytes allowed before the connection is closed with 4008.
         max_frame_bytes: Batching stops adding messages to a frame beyond this size.
-        formatter: Turns a batch into one frame (SSE passes its own).
+        formatter: Turns a batch into one frame for ``send_frame`` (SSE passes its own).
         metrics: Shared counters.
     """
+
+    __slots__ = (
+        "_buffered",
+        "_close_transport",
+        "_closed",
+        "_closed_waiter",
+        "_closer",
+        "_flush_pending",
+        "_flusher",
+        "_formatter",
+        "_latest",
+        "_queue",
+        "_queued_bytes",
+        "_send_frame",
+        "_sink",
+        "_subscribe_lock",
+        "_superseded",
+        "_task",
+        "channels",
+        "max_frame_bytes",
+        "max_queue_bytes",
+        "metrics",
+        "slow",
+    )
 
     def __init__(
         self,
         send_frame: SendFrame,
         close: CloseTransport,
         *,
+        sink: FrameSink | None = None,
+        flusher: Flusher | None = None,
         max_queue_bytes: int = 1 << 20,
         max_frame_bytes: int = 1 << 16,
         formatter: FrameFormatter = join_lines,
@@ -101,71 +100,107 @@ class Connection:
         self._send_frame = send_frame
         self._close_transport = close
         self._formatter = formatter
-        self._queue: deque[Outgoing] = deque()
+        self._sink = sink
+        self._flusher = flusher or Flusher()
+        self._queue: list[Outgoing] = []
         self._queued_bytes = 0
-        self._latest: dict[str, Outgoing] = {}  # channel -> its queued coalescible event
-        self._superseded: set[int] = set()  # ids of queued items replaced by a newer one
-        self._wakeup = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._buffered = 0  # the transport's buffer after our last write: an upper bound, it only drains since
+        # Allocated on first use: most connections never coalesce, wait or subscribe twice at once.
+        self._latest: dict[str, Outgoing] | None = None  # channel -> its queued coalescible event
+        self._superseded: set[int] | None = None  # ids of queued items replaced by a newer one
+        self._flush_pending = False  # a flush is scheduled, or a task is writing or awaiting writability
+        self._closed = False
+        self._closed_waiter: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
-        self.subscribe_lock = asyncio.Lock()  # the hub serializes (re)subscriptions per connection
+        self._subscribe_lock: asyncio.Lock | None = None
 
     @property
     def closed(self) -> bool:
         """True once the connection was closed (or found too slow)."""
-        return self._closed.is_set()
+        return self._closed
 
     @property
     def queued_bytes(self) -> int:
-        """Bytes waiting in the send queue."""
+        """Bytes waiting in the send queue (not counting the transport's buffer)."""
         return self._queued_bytes
 
-    def start(self) -> None:
-        """Start the writer task."""
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_loop(), name="channels-connection-writer")
+    @property
+    def subscribe_lock(self) -> asyncio.Lock:
+        """Serializes this connection's (re)subscriptions in the hub."""
+        if self._subscribe_lock is None:
+            self._subscribe_lock = asyncio.Lock()
+        return self._subscribe_lock
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed (the app ends its receive loop then)."""
-        await self._closed.wait()
+        """Wait until the connection is closed."""
+        if self._closed:
+            return
+        if self._closed_waiter is None:
+            self._closed_waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed_waiter)
 
     def enqueue(self, item: Outgoing) -> bool:
         """Queue a message without blocking; False when the connection is closed or just overflowed."""
-        if self.closed:
+        if self._closed:
             return False
         if item.coalesce and item.channel is not None:
-            previous = self._latest.get(item.channel)
-            if previous is not None and id(previous) not in self._superseded:
-                self._superseded.add(id(previous))
-                self._queued_bytes -= len(previous.payload)
-                self.metrics.coalesced += 1
-            self._latest[item.channel] = item
-        if self._queued_bytes + len(item.payload) > self.max_queue_bytes:
-            self._overflow()
-            return False
+            self._coalesce(item.channel, item)
+        size = len(item.payload)
+        backlog = self._queued_bytes + size
+        if backlog + self._buffered > self.max_queue_bytes:
+            if self._sink is not None:
+                self._buffered = self._sink.buffered()  # the bound was stale: ask the transport
+            if backlog + self._buffered > self.max_queue_bytes:
+                self._overflow()
+                return False
         self._queue.append(item)
-        self._queued_bytes += len(item.payload)
-        self._wakeup.set()
+        self._queued_bytes += size
+        if not self._flush_pending:
+            self._flush_pending = True
+            if self._sink is not None:
+                self._flusher.add(self)
+            else:
+                self._task = asyncio.create_task(self._write_loop(), name="channels-connection-writer")
         return True
+
+    def _coalesce(self, channel: str, item: Outgoing) -> None:
+        latest = self._latest
+        if latest is None:
+            latest = self._latest = {}
+        previous = latest.get(channel)
+        if previous is not None:  # still queued: _take_batch forgets the ones it takes
+            if self._superseded is None:
+                self._superseded = set()
+            self._superseded.add(id(previous))
+            self._queued_bytes -= len(previous.payload)
+            self.metrics.coalesced += 1
+        latest[channel] = item
 
     def _overflow(self) -> None:
         self.slow = True
         self.metrics.slow_consumer_closes += 1
         logger.info("closing slow consumer: send queue over %d bytes", self.max_queue_bytes)
+        self.close_soon(CLOSE_TOO_SLOW, "too slow: send queue overflowed")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Discard the queue and close the transport from a task (for callbacks that cannot await)."""
+        if self._closed:
+            return
         self._discard_queue()
-        # The writer is probably stuck in send_frame on a slow client: cancel it and close from outside.
-        if self._writer is not None:
-            self._writer.cancel()
-        self._closer = asyncio.create_task(self._close(CLOSE_TOO_SLOW, "too slow: send queue overflowed"))
+        # The writer may be stuck in send_frame on a slow client: cancel it and close from outside.
+        if self._task is not None:
+            self._task.cancel()
+        self._closer = asyncio.create_task(self._close(code, reason), name="channels-connection-close")
 
     def _discard_queue(self) -> None:
-        self._closed.set()
+        self._closed = True
         self._queue.clear()
-        self._latest.clear()
-        self._superseded.clear()
+        self._latest = None
+        self._superseded = None
         self._queued_bytes = 0
-        self._wakeup.set()
+        if self._closed_waiter is not None and not self._closed_waiter.done():
+            self._closed_waiter.set_result(None)
 
     async def _close(self, code: int, reason: str) -> None:
         try:
@@ -175,54 +210,100 @@ class Connection:
             logger.debug("transport close failed", exc_info=True)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the transport and stop the writer; queued messages are discarded."""
-        if not self.closed:
+        """Close the transport and stop writing; what the transport does not take at once is discarded."""
+        if not self._closed:
+            if self._sink is not None and self._queue:
+                # Errors queued just before a deliberate close (4029, 4001) should reach the client.
+                self.flush(FlushPass())
             self._discard_queue()
             await self._close(code, reason)
         await self.stop()
 
     async def stop(self) -> None:
-        """Stop the writer without closing the transport (the app's endpoint is ending)."""
+        """Stop writing without closing the transport (the app's endpoint is ending)."""
         self._discard_queue()
-        for task in (self._writer, self._closer):
+        for task in (self._task, self._closer):
             if task is not None and task is not asyncio.current_task():
-                if task is self._writer:
+                if task is self._task:
                     task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
     def _take_batch(self) -> list[Outgoing]:
+        queue, superseded, latest = self._queue, self._superseded, self._latest
         batch: list[Outgoing] = []
-        size = 0
-        while self._queue and (not batch or size + len(self._queue[0].payload) <= self.max_frame_bytes):
-            item = self._queue.popleft()
-            if id(item) in self._superseded:
-                self._superseded.discard(id(item))
+        size = taken = 0
+        for item in queue:
+            if batch and size + len(item.payload) > self.max_frame_bytes:
+                break
+            taken += 1
+            if superseded and id(item) in superseded:
+                superseded.discard(id(item))
                 continue
-            if item.coalesce and item.channel is not None and self._latest.get(item.channel) is item:
-                del self._latest[item.channel]
-            self._queued_bytes -= len(item.payload)
+            if item.coalesce and latest is not None and item.channel is not None and latest.get(item.channel) is item:
+                del latest[item.channel]
             batch.append(item)
             size += len(item.payload)
+        del queue[:taken]
+        self._queued_bytes -= size
         return batch
 
-    async def _write_loop(self) -> None:
-        while not self.closed:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
+    def _count(self, batch: list[Outgoing], now: float, observed: set[int] | None = None) -> None:
+        metrics = self.metrics
+        for item in batch:
+            if item.kind == "event":
+                metrics.events_out += 1
+                if item.published_at is not None:
+                    # One latency sample per event per flush: its recipients in one pass share the write time.
+                    if observed is not None:
+                        if id(item) in observed:
+                            continue
+                        observed.add(id(item))
+                    metrics.observe_latency(now - item.published_at)
+
+    def flush(self, flush: FlushPass) -> None:
+        """Write what is queued while the transport accepts it (called by the hub's ``Flusher``)."""
+        self._flush_pending = False
+        sink = self._sink
+        if sink is None:
+            return
+        while self._queue and not self._closed:
+            if not sink.writable():
+                self._buffered = sink.buffered()
+                self._flush_pending = True
+                self._task = asyncio.create_task(self._await_writable(sink), name="channels-connection-paused")
+                return
             batch = self._take_batch()
             if not batch:
-                continue
+                continue  # all superseded
             try:
-                await self._send_frame(self._formatter(batch))
+                written = sink.write(flush.batch_frame(batch))
             except Exception:
-                logger.debug("send failed; connection closed", exc_info=True)
-                self._discard_queue()
+                logger.debug("write failed; connection closed", exc_info=True)
+                written = False
+            if not written:
+                self._discard_queue()  # the socket is closing: the endpoint sees the disconnect
                 return
-            now = time.time()
-            for item in batch:
-                if item.kind == "event":
-                    self.metrics.events_out += 1
-                    if item.published_at is not None:
-                        self.metrics.observe_latency(now - item.published_at)
+            self._count(batch, flush.now, flush.observed)
+        self._buffered = sink.buffered()
+
+    async def _await_writable(self, sink: FrameSink) -> None:
+        await sink.wait_writable()
+        self._task = None
+        if not self._closed:
+            self._flusher.add(self)  # _flush_pending stays True until that flush runs
+
+    async def _write_loop(self) -> None:
+        """Writer task of a ``send_frame`` transport: runs while messages are queued, then ends."""
+        try:
+            while self._queue and not self._closed:
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                await self._send_frame(self._formatter(batch))
+                self._count(batch, time.time())
+        except Exception:
+            logger.debug("send failed; connection closed", exc_info=True)
+            self._discard_queue()
+        finally:
+            self._flush_pending = False
+            self._task = None

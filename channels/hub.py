@@ -20,6 +20,8 @@ from typing import NamedTuple
 from channels.broker import Broker, BrokerEvent, Resync
 from channels.connection import CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame, join_lines
 from channels.errors import ChannelsError
+from channels.flusher import Flusher
+from channels.frames import FrameSink
 from channels.metrics import HubMetrics
 from channels.offsets import Offset
 from channels.protocol import Event, Ref, Subscribed, encode_server_message
@@ -37,7 +39,7 @@ class Subscription(NamedTuple):
     replayed: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Channel:
     ready: asyncio.Future[None]
     members: dict[Connection, Offset | None] = field(default_factory=dict)  # live, with per-member cursor
@@ -102,6 +104,7 @@ class Hub:
         self._channels: dict[str, _Channel] = {}
         self._connections: set[Connection] = set()
         self._listener: asyncio.Task[None] | None = None
+        self._flusher = Flusher()
 
     @property
     def channels(self) -> dict[str, set[Connection]]:
@@ -122,13 +125,27 @@ class Hub:
 
     @asynccontextmanager
     async def connect(
-        self, send_frame: SendFrame, close: CloseTransport, *, formatter: FrameFormatter = join_lines
+        self,
+        send_frame: SendFrame,
+        close: CloseTransport,
+        *,
+        formatter: FrameFormatter = join_lines,
+        sink: FrameSink | None = None,
     ) -> AsyncIterator[Connection]:
-        """Register a connection for the block's duration; on exit it leaves every channel."""
+        """Register a connection for the block's duration; on exit it leaves every channel.
+
+        With a ``sink`` (a WebSocket transport taking pre-framed bytes) messages are written directly
+        and ``send_frame``/``formatter`` are unused; without one a writer task calls ``send_frame``.
+        """
         conn = Connection(
-            send_frame, close, max_queue_bytes=self.send_queue_bytes, formatter=formatter, metrics=self.metrics
+            send_frame,
+            close,
+            sink=sink,
+            flusher=self._flusher,
+            max_queue_bytes=self.send_queue_bytes,
+            formatter=formatter,
+            metrics=self.metrics,
         )
-        conn.start()
         self._connections.add(conn)
         try:
             yield conn
@@ -137,7 +154,7 @@ class Hub:
             await self.disconnect(conn)
 
     async def disconnect(self, conn: Connection) -> None:
-        """Remove ``conn`` from every channel and stop its writer."""
+        """Remove ``conn`` from every channel and stop writing to it."""
         for channel in list(conn.channels):
             await self.unsubscribe(conn, channel)
         await conn.stop()
@@ -195,6 +212,8 @@ class Hub:
             cursor = current
             for item in channel_state.buffers.pop(conn, []):
                 cursor = _deliver(conn, item, cursor)
+            if not channel_state.buffers:
+                channel_state.buffers = {}  # a dict keeps its table when emptied: ~200 B per channel
             channel_state.members[conn] = cursor
             return Subscription(current, recovered, len(events))
 
@@ -312,12 +331,28 @@ class Hub:
     def _fan_out(self, state: _Channel, items: list[Outgoing]) -> None:
         if not items:
             return
-        for conn, cursor in list(state.members.items()):
-            for item in items:
-                cursor = _deliver(conn, item, cursor)
-            state.members[conn] = cursor
-            if conn.closed:
-                # Too slow: stop queueing for it; the app's connect() block removes it everywhere.
-                del state.members[conn]
+        members = state.members
+        # This loop runs once per recipient of every event: the common case (one live event) is inlined.
+        if len(items) == 1 and items[0].kind == "event":
+            item = items[0]
+            offset = item.offset
+            for conn, cursor in list(members.items()):
+                if offset is None:
+                    conn.enqueue(item)
+                elif cursor is None or (cursor.epoch == offset.epoch and cursor.seq < offset.seq):
+                    conn.enqueue(item)
+                    members[conn] = offset
+                else:
+                    members[conn] = _deliver(conn, item, cursor)
+                if conn.closed:
+                    # Too slow: stop queueing for it; the app's connect() block removes it everywhere.
+                    del members[conn]
+        else:
+            for conn, cursor in list(members.items()):
+                for item in items:
+                    cursor = _deliver(conn, item, cursor)
+                members[conn] = cursor
+                if conn.closed:
+                    del members[conn]
         for buffer in state.buffers.values():
             buffer.extend(items)

@@ -3,7 +3,7 @@
 Key layout (``prefix`` defaults to ``push``): producers PUBLISH to ``<prefix>:<channel>``; history
 lives in ``<prefix>:epoch:<channel>`` (string), ``<prefix>:seq:<channel>`` (counter) and
 ``<prefix>:stream:<channel>`` (stream, entry id ``0-<seq>``); idempotency keys in
-``<prefix>:idem:<key>``. Commands go through a normal pool; live events through the
+``<prefix>:idem:<key>``. Commands go through a bounded, blocking pool; live events through the
 ``PubSubListener`` (one dedicated connection). See ``docs/channels.md``.
 """
 
@@ -36,6 +36,7 @@ from channels.broker import (
 )
 from channels.errors import BrokerError, BrokerUnavailable, InvalidOffset
 from channels.offsets import Offset, new_epoch, parse_offset
+from channels.redis_offsets import OffsetReader
 from channels.redis_pubsub import PubSubListener
 from channels.redis_scripts import PUBLISH_SCRIPT, READ_SCRIPT
 
@@ -64,6 +65,8 @@ class RedisBroker(Broker):
         subscribe_timeout: Seconds ``subscribe`` waits for confirmation.
         reconnect_delay: (base, cap) seconds of the listener's jittered exponential backoff.
         ping_interval: Seconds between keepalive PINGs on the pub/sub connection.
+        max_connections: Command connections (scripts); callers beyond it wait for one.
+        pool_timeout: Seconds a command waits for a free connection before ``BrokerUnavailable``.
     """
 
     def __init__(
@@ -77,6 +80,8 @@ class RedisBroker(Broker):
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 5.0),
         ping_interval: float = 15.0,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
     ) -> None:
         if history_size < 1 or history_ttl < 1:
             raise ValueError("history_size and history_ttl must be positive")
@@ -85,10 +90,13 @@ class RedisBroker(Broker):
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.idempotency_ttl = idempotency_ttl
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
         self.stats = BrokerStats()
         self._client: aioredis.Redis | None = None
         self._publish_script: Any = None
         self._read_script: Any = None
+        self._offsets: OffsetReader | None = None
         self._queue: asyncio.Queue[BrokerEvent | Resync | None] = asyncio.Queue()
         self._pubsub = PubSubListener(
             url,
@@ -105,18 +113,33 @@ class RedisBroker(Broker):
     async def start(self) -> None:
         """Open the command pool and the pub/sub connection; raises ``BrokerUnavailable`` if Redis is down."""
         retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
-        self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5, retry=retry)
+        # Blocking: a burst of subscribes waits for a free connection instead of failing with
+        # "Too many connections" (redis-py's plain pool raises at max_connections).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=self.max_connections,
+            timeout=self.pool_timeout,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            retry=retry,
+        )
+        self._client = aioredis.Redis.from_pool(pool)
         self._publish_script = self._client.register_script(PUBLISH_SCRIPT)
         self._read_script = self._client.register_script(READ_SCRIPT)
+        offsets_client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, retry=retry)
+        self._offsets = OffsetReader(offsets_client, self._read_script, self._keys, self.history_ttl)
         try:
             await self._pubsub.start()
         except BaseException:
+            await self._offsets.stop()
             await self._client.aclose()
             raise
 
     async def stop(self) -> None:
         """Stop the listener, close both connections and end ``events()``."""
         await self._pubsub.stop()
+        if self._offsets is not None:
+            await self._offsets.stop()
         if self._client is not None:
             await self._client.aclose()
         self._queue.put_nowait(None)
@@ -195,11 +218,10 @@ class RedisBroker(Broker):
             raise BrokerError(f"Redis error: {exc}") from exc
 
     async def current_offset(self, channel: str) -> Offset:
-        """Return the current offset, starting an epoch if the channel has none."""
-        epoch, seq = await self._run_script(
-            self._read_script, self._keys(channel), [new_epoch(), self.history_ttl, "offset", "", 0]
-        )
-        return Offset(epoch.decode(), int(seq))
+        """Return the current offset, starting an epoch if the channel has none (concurrent reads share a pipeline)."""
+        if self._offsets is None:
+            raise BrokerError("RedisBroker used before start()")
+        return await self._offsets.current_offset(channel)
 
     async def history(self, channel: str, after: Offset | None) -> History:
         """Read epoch, seq and the stream after ``after`` atomically (see ``History``)."""

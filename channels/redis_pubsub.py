@@ -76,6 +76,10 @@ class PubSubListener:
         self._healthy = False
         self._health = asyncio.Condition()
         self._write_lock = asyncio.Lock()
+        # (UN)SUBSCRIBE requests waiting for the sender, in order; requests made together share one command.
+        self._outbox: list[tuple[str, list[str]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._last_read = 0.0
 
@@ -101,9 +105,12 @@ class PubSubListener:
 
     async def stop(self) -> None:
         """Stop the tasks, fail pending subscribes and close the connection."""
-        for task in self._tasks:
+        self._stopping = True  # connections closing at shutdown still unsubscribe: nothing to send now
+        tasks = [*self._tasks, *([self._sender] if self._sender is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._outbox.clear()
         self._tasks = []
         for waiters in self._waiters.values():
             for future in waiters:
@@ -156,7 +163,7 @@ class PubSubListener:
             self._waiters.setdefault(channel, []).append(future)
             futures.append(future)
         # When disconnected, the listener subscribes to everything in _channels once it reconnects.
-        await self._send("SUBSCRIBE", wanted)
+        self._post("SUBSCRIBE", wanted)
         try:
             await asyncio.wait_for(asyncio.gather(*futures), self.subscribe_timeout)
         except TimeoutError:
@@ -176,7 +183,36 @@ class PubSubListener:
         self._channels.difference_update(names)
         self._confirmed.difference_update(names)
         self._awaiting.difference_update(names)
-        await self._send("UNSUBSCRIBE", names)
+        self._post("UNSUBSCRIBE", names)
+
+    def _post(self, command: str, channels: list[str]) -> None:
+        """Queue (UN)SUBSCRIBE for the sender task, in order.
+
+        What is requested in one loop iteration, or while a command is being written, goes out as one
+        command: a burst of connects costs a few commands, not one each.
+        """
+        if not channels or self._stopping:
+            return
+        if self._outbox and self._outbox[-1][0] == command:
+            self._outbox[-1][1].extend(channels)
+        else:
+            self._outbox.append((command, list(channels)))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_outbox(), name="redis-pubsub-sender")
+
+    async def _send_outbox(self) -> None:
+        try:
+            while self._outbox:
+                command, channels = self._outbox.pop(0)
+                try:
+                    await self._send(command, channels)
+                except Exception:
+                    if self._stopping:
+                        return  # stop() disconnects under us; nothing needs sending any more
+                    # Subscribers time out with BrokerUnavailable; a reconnect resubscribes everything.
+                    logger.exception("pub/sub %s of %d channels failed", command, len(channels))
+        finally:
+            self._sender = None
 
     async def _send(self, command: str, channels: list[str]) -> None:
         """Send (UN)SUBSCRIBE in batches on the live connection; no-op while disconnected."""

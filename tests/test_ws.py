@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.main import create_app
 from app.runtime import Runtime
+from app.server import uvicorn_options
 from app.settings import Settings
 from tests.live import receive_json, receive_messages, serving
 
@@ -279,3 +280,66 @@ async def test_slow_consumer_is_closed_4008_while_healthy_one_gets_everything(
                     await receive_json(slow, within=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
         assert runtime_of(app).relay.hub_metrics.slow_consumer_closes == 1
+
+
+def test_server_runs_the_framed_websocket_protocol(ws_settings: Settings) -> None:
+    """uvicorn is configured with the sans-I/O protocol subclass that offers pre-framed writes to /ws."""
+    from uvicorn.config import Config
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+
+    config = Config("app.main:create_app", **{**uvicorn_options(ws_settings), "workers": 1})
+    config.load()
+    assert config.ws_protocol_class is FramedWebSocketProtocol
+    assert issubclass(FramedWebSocketProtocol, WebSocketsSansIOProtocol)
+
+
+async def test_plain_asgi_send_is_used_without_the_frame_extension(
+    ws_app: Litestar, ws_settings: Settings, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a server without the push.frames extension (plain websockets-sansio) /ws relays through ASGI send."""
+    import tests.live
+
+    monkeypatch.setattr(
+        tests.live, "uvicorn_options", lambda settings: {**uvicorn_options(settings), "ws": "websockets-sansio"}
+    )
+    async with (
+        serving(ws_app, ws_settings) as address,
+        connect(f"ws://{address}/ws", additional_headers=bearer(token_for("u_plain"))) as ws,
+    ):
+        await _welcome(ws, "u_plain")
+        for number in range(3):
+            await runtime_of(ws_app).relay.publisher.publish("user:u_plain", "notification.created", {"n": number})
+        events = await receive_messages(ws, 3)
+        assert [event["data"] for event in events] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+async def test_sockets_opened_together_share_one_user_upsert(
+    server: str, ws_app: Litestar, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sockets of new users opened at once have their rows written before welcome, by fewer upserts than sockets."""
+    from models.catalog import User
+
+    users = runtime_of(ws_app).users
+    batches: list[int] = []
+    upsert = users._upsert
+
+    async def counting_upsert(pending: dict[str, Any]) -> None:
+        batches.append(len(pending))
+        await upsert(pending)
+
+    monkeypatch.setattr(users, "_upsert", counting_upsert)
+    names = [f"u_row_{i}" for i in range(8)]
+
+    async def open_one(name: str) -> Any:
+        ws = await connect(f"ws://{server}/ws", additional_headers=bearer(token_for(name)))
+        await _welcome(ws, name)
+        return ws
+
+    sockets = await asyncio.gather(*(open_one(name) for name in names))
+    rows = await User.select(User.id).where(User.id.is_in(names))
+    assert sorted(row["id"] for row in rows) == sorted(names)
+    assert sum(batches) == len(names) and len(batches) < len(names)
+    for ws in sockets:
+        await ws.close()

@@ -28,6 +28,9 @@ def origin_allowed(scope: Any, allowed: tuple[str, ...] | None) -> bool:
 async def authenticate(scope: Any, runtime: Runtime) -> Identity:
     """The caller of a real-time request: a single-use ``?ticket=``, else ``Authorization: Bearer``.
 
+    The caller's user row exists when this returns; the rows of sockets opened together are written
+    by one upsert (``UserDirectory.ensure_batched``).
+
     Raises:
         Unauthorized: no credentials, a used or expired ticket, or a bad token.
     """
@@ -39,5 +42,5 @@ async def authenticate(scope: Any, runtime: Runtime) -> Identity:
             raise Unauthorized("unknown, used or expired ticket")
     else:
         identity = runtime.verifier.verify(bearer_token(_header(scope, b"authorization")))
-    await runtime.users.ensure(identity)
+    await runtime.users.ensure_batched(identity)
     return identity

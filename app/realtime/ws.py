@@ -2,7 +2,8 @@
 
 Authentication is a single-use ``?ticket=`` (browsers) or an ``Authorization: Bearer`` header
 (other clients); never a token in the URL. After ``welcome`` the user's own channel is joined.
-The hot path writes through the raw ASGI ``send``: one encoded frame, no per-call wrappers.
+Under uvicorn with ``FramedWebSocketProtocol`` (``app/server.py``) messages are written as pre-framed
+bytes straight to the transport (``app/realtime/uvicorn_ws.py``); elsewhere through the ASGI ``send``.
 """
 
 from __future__ import annotations
@@ -10,21 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from functools import partial
+from typing import Any
 
-from litestar import WebSocket, websocket
-from litestar.di import NamedDependency
+from litestar.handlers import asgi
 
 from app.auth import Identity
 from app.errors import Unauthorized
 from app.realtime.access import may_join
 from app.realtime.handshake import authenticate, origin_allowed
+from app.realtime.uvicorn_ws import FRAMES_EXTENSION
 from app.runtime import Runtime
 from channels import (
     BrokerError,
     Connection,
     Error,
+    FrameSink,
     InvalidChannel,
     InvalidOffset,
     Outgoing,
@@ -131,12 +133,18 @@ class Session:
         self.conn.enqueue(_control(Unsubscribed(ref=message.ref)))
 
 
-@websocket("/ws", opt={"exclude_from_auth": True})
-async def websocket_endpoint(socket: WebSocket[Any, Any, Any], runtime: NamedDependency[Runtime]) -> None:
-    """The real-time socket: auth, welcome, the user's channel, then client messages until close."""
-    # The raw ASGI callables: the hot path skips Litestar's per-call wrappers.
-    scope, receive = socket.scope, socket.receive
-    send = cast("Callable[[dict[str, Any]], Awaitable[None]]", socket.send)
+@asgi("/ws", is_mount=False, copy_scope=False)
+async def websocket_endpoint(scope: Any, receive: Any, send: Any) -> None:
+    """The real-time socket: auth, welcome, the user's channel, then client messages until close.
+
+    A raw ASGI handler: Litestar builds no ``WebSocket`` and resolves no dependencies per connection.
+    """
+    if scope["type"] != "websocket":
+        await _refuse_http(send)
+        return
+    runtime: Runtime = scope["litestar_app"].state.runtime
+    if (await receive())["type"] != "websocket.connect":
+        return
     if not origin_allowed(scope, runtime.settings.allowed_origins):
         await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
         return
@@ -147,21 +155,23 @@ async def websocket_endpoint(socket: WebSocket[Any, Any, Any], runtime: NamedDep
         await send({"type": "websocket.close", "code": CLOSE_BAD_CREDENTIALS, "reason": exc.detail[:120]})
         return
     await send({"type": "websocket.accept"})
-
-    async def send_frame(frame: bytes) -> None:
-        await send({"type": "websocket.send", "text": frame.decode()})
-
-    async def close(code: int, reason: str) -> None:
-        await send({"type": "websocket.close", "code": code, "reason": reason})
+    sink: FrameSink | None = scope.get("extensions", {}).get(FRAMES_EXTENSION)
 
     relay = runtime.relay
     relay.connections += 1
     try:
-        async with relay.hub.connect(send_frame, close) as conn:
+        async with relay.hub.connect(partial(_send_text, send), partial(_close, send), sink=sink) as conn:
             session = Session(runtime, identity, conn)
             user_channel = f"user:{identity.user_id}"
             conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))
-            expiry = asyncio.create_task(_close_at_expiry(conn, identity.expires_at))
+            # SPEC: a socket whose token expires is closed with 4001; the client reconnects and resumes.
+            loop = asyncio.get_running_loop()
+            expiry = loop.call_at(
+                loop.time() + max(identity.expires_at - time.time(), 0),
+                conn.close_soon,
+                CLOSE_BAD_CREDENTIALS,
+                "token expired",
+            )
             try:
                 await relay.hub.subscribe(conn, user_channel)
                 await _receive_loop(receive, session)
@@ -174,27 +184,36 @@ async def websocket_endpoint(socket: WebSocket[Any, Any, Any], runtime: NamedDep
         relay.connections -= 1
 
 
-async def _close_at_expiry(conn: Connection, expires_at: float) -> None:
-    """SPEC: a socket whose token expires is closed with 4001; the client reconnects with a new token and resumes."""
-    await asyncio.sleep(max(expires_at - time.time(), 0))
-    await conn.close(CLOSE_BAD_CREDENTIALS, "token expired")
+async def _send_text(send: Any, frame: bytes) -> None:
+    """Only without the uvicorn extension (another ASGI server): the ASGI way, as text."""
+    await send({"type": "websocket.send", "text": frame.decode()})
+
+
+async def _close(send: Any, code: int, reason: str) -> None:
+    await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def _refuse_http(send: Any) -> None:
+    """A plain HTTP request to /ws: it is a WebSocket endpoint."""
+    body = b"WebSocket endpoint: send an Upgrade request"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 426, "headers": [*headers, (b"upgrade", b"websocket")]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _receive_loop(receive: Any, session: Session) -> None:
-    """Read client frames until the client leaves or the connection is closed by the server."""
-    closed = asyncio.ensure_future(session.conn.wait_closed())
-    try:
-        while True:
-            incoming = asyncio.ensure_future(receive())
-            done, _ = await asyncio.wait({incoming, closed}, return_when=asyncio.FIRST_COMPLETED)
-            if incoming not in done:
-                incoming.cancel()
-                return
-            message = incoming.result()
-            if message["type"] == "websocket.disconnect":
-                return
-            frame = message.get("text") if message.get("text") is not None else message.get("bytes")
-            if frame is not None:
-                await session.handle(frame)
-    finally:
-        closed.cancel()
+    """Read client frames until ``websocket.disconnect``.
+
+    A close by the server (4008, 4001, 4029, shutdown) also ends it: uvicorn queues the disconnect
+    as soon as the app sends ``websocket.close``.
+    """
+    conn = session.conn
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive" or conn.closed:
+            return
+        frame: str | bytes | None = message.get("text")
+        if frame is None:
+            frame = message.get("bytes")
+        if frame is not None:
+            await session.handle(frame)
