@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 import msgspec
+from cryptography.hazmat.primitives import serialization
 
 from app.errors import Forbidden, Unauthorized
 from app.settings import Settings
@@ -49,11 +50,13 @@ class TokenVerifier:
     def __init__(self, settings: Settings, memo_size: int = 10_000) -> None:
         self._verified: dict[str, Identity] = {}
         self._memo_size = memo_size
+        # Keys are parsed once here: PyJWT would otherwise parse the PEM (or re-check the secret) per token.
+        self._key: Any
         if settings.jwt_public_key:
-            self._key: str = settings.jwt_public_key
+            self._key = serialization.load_pem_public_key(settings.jwt_public_key.encode())
             self._algorithm = "RS256"
         else:
-            self._key = settings.jwt_secret
+            self._key = settings.jwt_secret.encode()
             self._algorithm = "HS256"
 
     def verify(self, token: str) -> Identity:
