@@ -123,7 +123,11 @@ async def test_payouts(client: httpx.AsyncClient, auth: Headers) -> None:
     assert (await deliver("processed", "c_payout", "evt_po_4")).status_code == 422
     payout = await Payout.select(Payout.status, Payout.amount_cents).where(Payout.id == "po_1").first()
     assert payout == {"status": "PROCESSED", "amount_cents": 9900}
-    bells = await Notification.select(Notification.type, Notification.priority).where(Notification.user == "v_payout")
+    bells = (
+        await Notification.select(Notification.type, Notification.priority)
+        .where(Notification.user == "v_payout")
+        .order_by(Notification.created_at)
+    )
     assert [(row["type"], row["priority"]) for row in bells if row["type"].startswith("PAYOUT")] == [
         ("PAYOUT_FAILED", "URGENT"),
         ("PAYOUT_PROCESSED", "MEDIUM"),
