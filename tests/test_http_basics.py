@@ -111,3 +111,12 @@ async def test_cors_allows_listed_origin_and_exposes_headers(limited_client: htt
         },
     )
     assert preflight.status_code in (200, 204)
+
+
+async def test_body_over_one_mebibyte_is_413(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> None:
+    """A request body over 1 MiB is refused with 413 problem+json before it is parsed."""
+    body = b'{"userId": "u", "type": "ACCOUNT_UPDATED", "title": "t", "message": "' + b"x" * (1024 * 1024) + b'"}'
+    response = await client.post(
+        "/notifications", content=body, headers={**auth("svc", "service"), "Content-Type": "application/json"}
+    )
+    _is_problem(response, 413)

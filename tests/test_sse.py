@@ -21,7 +21,7 @@ Headers = Callable[..., dict[str, str]]
 
 @pytest.fixture
 async def live(make_settings: Callable[..., Settings], sqlite_database: str) -> AsyncIterator[tuple[Runtime, str]]:
-    settings = make_settings(DATABASE_URL=sqlite_database)
+    settings = make_settings(DATABASE_URL=sqlite_database, ALLOWED_ORIGINS="https://shop.example.com")
     app: Litestar = create_app(settings)
     async with serving(app, settings) as address:
         yield app.state.runtime, f"http://{address}"
@@ -95,7 +95,7 @@ async def test_resume_with_last_event_id_and_ticket(live: tuple[Runtime, str], a
 
 
 async def test_refusals_are_problems(live: tuple[Runtime, str], auth: Headers) -> None:
-    """No credentials, a forbidden or malformed channel, or a forged cursor are refused before streaming."""
+    """No credentials, a forbidden or malformed channel, a forged cursor or a foreign Origin are refused up front."""
     _, base = live
     async with httpx.AsyncClient(base_url=base) as http:
         cases = [
@@ -104,8 +104,25 @@ async def test_refusals_are_problems(live: tuple[Runtime, str], auth: Headers) -
             (await http.get("/sse", params={"channels": "order:nope"}, headers=auth("u_x")), 403),
             (await http.get("/sse", params={"channels": "bogus"}, headers=auth("u_x")), 400),
             (await http.get("/sse", params={"lastEventId": "%%%"}, headers=auth("u_x")), 400),
+            (await http.get("/sse", headers={**auth("u_x"), "Origin": "https://evil.example.com"}), 403),
         ]
     for response, status in cases:
         assert response.status_code == status
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == status
+
+
+async def test_stream_ends_when_the_client_leaves(live: tuple[Runtime, str], auth: Headers) -> None:
+    """A client that disconnects frees its stream at once (not at the next heartbeat, nor at shutdown)."""
+    runtime, base = live
+    async with httpx.AsyncClient(base_url=base) as http:
+        async with http.stream("GET", "/sse", headers=auth("u_leaving")) as response:
+            await runtime.relay.publisher.publish("user:u_leaving", "notification.created", {"n": 1})
+            await _events(response, 1)
+            assert runtime.relay.connections == 1
+
+    async def released() -> None:
+        while runtime.relay.connections:  # the server notices the disconnect on its own loop
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(released(), 2)

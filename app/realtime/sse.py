@@ -186,7 +186,9 @@ async def _stream_until_done(receive: Any, conn: Connection, finished: asyncio.E
     closed = asyncio.create_task(finished.wait())
     try:
         while True:
-            done, _ = await asyncio.wait({leaving, closed}, timeout=HEARTBEAT_SECONDS)
+            done, _ = await asyncio.wait(
+                {leaving, closed}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
             if done or conn.closed:
                 return
             await send_frame(b": keep-alive\n\n")
