@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import AppError
 from app.request_context import request_id_for
@@ -77,6 +80,14 @@ def _http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return problem_response(exc.status_code, exc.detail, headers=headers)
 
 
+def _dependency_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The database or Redis is away: a 503 the client may retry, not a 500."""
+    logger.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return problem_response(
+        503, "a backing service is unavailable; retry shortly", slug="unavailable", headers={"Retry-After": "1"}
+    )
+
+
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     request_id = request_id_for(request.scope)
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -85,7 +96,17 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+# What the drivers raise when their server is unreachable or went away mid-query.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused or reset: the server is down or went away
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    **dict.fromkeys(UNAVAILABLE, _dependency_unavailable),
     AppError: _app_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

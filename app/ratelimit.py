@@ -7,15 +7,19 @@ it with a per-process lock: O(limit) work per request, and racy across processes
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.errors import RateLimited
 from app.settings import RateLimit
 
 __all__ = ["MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
+
+logger = logging.getLogger(__name__)
 
 
 class RateLimiter(ABC):
@@ -68,10 +72,18 @@ class RedisRateLimiter(RateLimiter):
         super().__init__(limit)
         self._redis = redis
         self._prefix = f"{prefix}:ratelimit:"
+        self.unavailable = 0
 
     async def _increment(self, bucket: str, ttl: int) -> int:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(self._prefix + bucket)
-            pipe.expire(self._prefix + bucket, ttl + 1)
-            count, _ = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(self._prefix + bucket)
+                pipe.expire(self._prefix + bucket, ttl + 1)
+                count, _ = await pipe.execute()
+        except RedisError as exc:
+            # Fail open: a Redis outage must not turn every REST request into an error.
+            self.unavailable += 1
+            if self.unavailable % 1000 == 1:
+                logger.warning("rate limiter: Redis unavailable, not counting requests: %s", exc)
+            return 0
         return int(count)
