@@ -26,7 +26,7 @@ from app.metrics import HttpMetricsMiddleware
 from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from app.problems import EXCEPTION_HANDLERS
 from app.realtime.sse import sse_endpoint
-from app.realtime.ws import websocket_endpoint
+from app.realtime.ws import websocket_endpoint, websockets_first
 from app.request_context import stamp_request_id
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.allowed_origins
         else CORSConfig(allow_origins=["*"], expose_headers=["ETag", "X-Request-ID", "Retry-After"])
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             DemoController,
             create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
@@ -89,3 +89,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"runtime": runtime}),
         debug=False,
     )
+    # /ws sockets bypass the middleware stack and router (per-socket memory and connect CPU); see ws.py.
+    app.asgi_handler = websockets_first(app.asgi_handler)
+    return app

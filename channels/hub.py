@@ -266,11 +266,31 @@ class Hub:
             try:
                 if isinstance(item, Resync):
                     await self._resync(item)
-                else:
+                elif not self._relay_in_order(item):
                     await self._on_event(item)
             except Exception:
                 # One bad event or a failed history read must not stop delivery for everyone.
                 logger.exception("hub failed to relay %r", item)
+
+    def _relay_in_order(self, event: BrokerEvent) -> bool:
+        """The common case without a coroutine: an event in sequence (or without offset) is fanned out here.
+
+        False when ``_on_event`` must handle it (a gap to fill from history, or a new epoch).
+        """
+        state = self._channels.get(event.channel)
+        if state is None:
+            return True
+        offset, last = event.offset, state.last
+        if offset is None:
+            self.metrics.events_in += 1
+            self._fan_out(state, [event_message(event, live=True)])
+            return True
+        if last is not None and offset.epoch == last.epoch and offset.seq == last.seq + 1:
+            self.metrics.events_in += 1
+            state.last = offset
+            self._fan_out(state, [event_message(event, live=True)])
+            return True
+        return False
 
     async def _on_event(self, event: BrokerEvent) -> None:
         state = self._channels.get(event.channel)

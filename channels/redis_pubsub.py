@@ -165,7 +165,13 @@ class PubSubListener:
         # When disconnected, the listener subscribes to everything in _channels once it reconnects.
         self._post("SUBSCRIBE", wanted)
         try:
-            await asyncio.wait_for(asyncio.gather(*futures), self.subscribe_timeout)
+            # asyncio.timeout, and no gather for one channel (a connect's own channel): wait_for and
+            # gather cost a task-like wrapper each, per connecting socket.
+            async with asyncio.timeout(self.subscribe_timeout):
+                if len(futures) == 1:
+                    await futures[0]
+                else:
+                    await asyncio.gather(*futures)
         except TimeoutError:
             self._channels.difference_update(c for c in added if c not in self._confirmed)
             raise BrokerUnavailable(f"Redis did not confirm SUBSCRIBE within {self.subscribe_timeout}s") from None

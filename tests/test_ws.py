@@ -343,3 +343,48 @@ async def test_sockets_opened_together_share_one_user_upsert(
     assert sum(batches) == len(names) and len(batches) < len(names)
     for ws in sockets:
         await ws.close()
+
+
+async def test_plain_http_request_to_ws_gets_426(server: str) -> None:
+    """Only WebSocket scopes skip Litestar (``websockets_first``): a plain GET of /ws still gets 426."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://{server}/ws")
+    assert response.status_code == 426 and response.headers["upgrade"] == "websocket"
+
+
+async def test_unexpected_error_on_ws_is_logged_and_refused(
+    server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error in /ws (which bypasses Litestar's exception middleware) is logged and ends the socket."""
+    import app.realtime.ws as ws_module
+
+    async def broken(scope: Any, runtime: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ws_module, "authenticate", broken)
+    with pytest.raises(InvalidStatus) as refused:  # closed before accept: uvicorn answers 403, as under Litestar
+        async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_boom"))):
+            pass
+    assert refused.value.response.status_code == 403
+    assert any("unexpected error on /ws" in record.getMessage() for record in caplog.records)
+
+
+async def test_handshake_headers_are_released_after_accept(
+    server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handshake request's headers (kept alive by websockets' parser) are emptied once the socket is accepted."""
+    from websockets.http11 import Request
+
+    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+
+    requests: list[Request] = []
+    handle_connect = FramedWebSocketProtocol.handle_connect
+
+    def recording(self: FramedWebSocketProtocol, event: Request) -> None:
+        requests.append(event)
+        handle_connect(self, event)
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "handle_connect", recording)
+    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_hdr"))) as ws:
+        await _welcome(ws, "u_hdr")
+        assert len(requests) == 1 and len(requests[0].headers) == 0

@@ -15,12 +15,14 @@ from functools import partial
 from typing import Any
 
 from litestar.handlers import asgi
+from litestar.types import ASGIApp
 
 from app.auth import Identity
 from app.errors import Unauthorized
 from app.realtime.access import may_join
 from app.realtime.handshake import authenticate, origin_allowed
 from app.realtime.uvicorn_ws import FRAMES_EXTENSION
+from app.request_context import request_id_for
 from app.runtime import Runtime
 from channels import (
     BrokerError,
@@ -43,7 +45,7 @@ from channels import (
     validate_channel,
 )
 
-__all__ = ["websocket_endpoint"]
+__all__ = ["serve_websocket", "websocket_endpoint", "websockets_first"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +135,7 @@ class Session:
         self.conn.enqueue(_control(Unsubscribed(ref=message.ref)))
 
 
-@asgi("/ws", is_mount=False, copy_scope=False)
-async def websocket_endpoint(scope: Any, receive: Any, send: Any) -> None:
+async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
     """The real-time socket: auth, welcome, the user's channel, then client messages until close.
 
     A raw ASGI handler: Litestar builds no ``WebSocket`` and resolves no dependencies per connection.
@@ -182,6 +183,36 @@ async def websocket_endpoint(scope: Any, receive: Any, send: Any) -> None:
                 expiry.cancel()
     finally:
         relay.connections -= 1
+
+
+# Registered with Litestar for plain HTTP requests to /ws (426) and the schema; WebSocket scopes
+# normally arrive through ``websockets_first`` and never reach Litestar's router.
+websocket_endpoint = asgi("/ws", is_mount=False, copy_scope=False)(serve_websocket)
+
+WS_PATHS = frozenset(("/ws", "/ws/"))
+
+
+def websockets_first(app: ASGIApp) -> ASGIApp:
+    """Wrap Litestar's ASGI handler so that ``/ws`` sockets skip its middleware stack and router.
+
+    Those middlewares do nothing for a WebSocket scope (auth excludes ``/ws``, metrics and the rate
+    limit are HTTP-only), yet each kept a suspended coroutine frame, a scope copy and a
+    send wrapper for the socket's whole life (~4 KiB per idle socket) and cost CPU per connect.
+    The request id and Litestar's close on an unexpected error (4500) are kept here.
+    """
+
+    async def dispatch(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket" or scope["path"] not in WS_PATHS:
+            await app(scope, receive, send)
+            return
+        request_id_for(scope)
+        try:
+            await serve_websocket(scope, receive, send)
+        except Exception:
+            logger.exception("unexpected error on /ws")
+            await send({"type": "websocket.close", "code": 4500, "reason": "Internal Server Error"})
+
+    return dispatch
 
 
 async def _send_text(send: Any, frame: bytes) -> None:
