@@ -350,6 +350,7 @@ async def test_plain_http_request_to_ws_gets_426(server: str) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"http://{server}/ws")
     assert response.status_code == 426 and response.headers["upgrade"] == "websocket"
+    assert response.headers["content-type"] == "application/problem+json" and response.json()["status"] == 426
 
 
 async def test_unexpected_error_on_ws_is_logged_and_refused(

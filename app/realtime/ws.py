@@ -19,6 +19,7 @@ from litestar.types import ASGIApp
 
 from app.auth import Identity
 from app.errors import Unauthorized
+from app.problems import problem_body
 from app.realtime.access import may_join
 from app.realtime.handshake import authenticate, origin_allowed
 from app.realtime.uvicorn_ws import FRAMES_EXTENSION
@@ -225,10 +226,14 @@ async def _close(send: Any, code: int, reason: str) -> None:
 
 
 async def _refuse_http(send: Any) -> None:
-    """A plain HTTP request to /ws: it is a WebSocket endpoint."""
-    body = b"WebSocket endpoint: send an Upgrade request"
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 426, "headers": [*headers, (b"upgrade", b"websocket")]})
+    """A plain HTTP request to /ws: it is a WebSocket endpoint (426, problem+json like every error)."""
+    body = problem_body(426, "this is a WebSocket endpoint: send an Upgrade request", slug="upgrade-required")
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"upgrade", b"websocket"),
+    ]
+    await send({"type": "http.response.start", "status": 426, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
