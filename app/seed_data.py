@@ -1,4 +1,5 @@
-"""Deterministic generators of the demo data: the catalog, orders with their timelines, notifications.
+"""Deterministic generators of the demo data: the catalog and orders with their timelines (notifications
+about those orders are in :mod:`app.seed_notifications`).
 
 Rows are tuples in the column order of :data:`COLUMNS`, with aware UTC datetimes and JSON as text,
 so :mod:`app.seeding` can hand them to either engine unchanged. Every chunk draws from its own
@@ -13,25 +14,26 @@ import math
 import random
 from array import array
 from bisect import bisect
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from models.enums import NotificationType as N
 from models.enums import OrderEventKind, OrderStatus, PaymentStatus, Role
 
 __all__ = [
     "COLUMNS",
+    "DAY",
     "DEMO_IDS",
+    "PAYMENTS",
+    "STATUSES",
     "Catalog",
     "OrderLedger",
     "Row",
     "Rows",
     "Scope",
+    "at_utc",
     "build_catalog",
-    "notifications",
     "orders",
     "zipf_cum_weights",
 ]
@@ -116,7 +118,8 @@ STEP_ACTOR = ("svc_payments", "vendor", "vendor", "svc_courier", "svc_courier")
 CANCEL_SHARE, REFUND_SHARE = 0.06, 0.04
 
 
-def _at(epoch: float) -> datetime:
+def at_utc(epoch: float) -> datetime:
+    """A UNIX time as an aware UTC datetime."""
     return datetime.fromtimestamp(epoch, UTC)
 
 
@@ -276,7 +279,7 @@ def orders(catalog: Catalog, scope: Scope, first: int, count: int, total: int, l
         picks = rng.sample(
             catalog.products[store], min(bisect(ITEM_CUM, rand() * 100) + 1, len(catalog.products[store]))
         )
-        subtotal, ordered_at = 0, _at(created)
+        subtotal, ordered_at = 0, at_utc(created)
         for j, (product_id, name, category, price) in enumerate(picks):
             quantity = bisect(QUANTITY_CUM, rand() * 100) + 1
             subtotal += price * quantity
@@ -322,22 +325,22 @@ def orders(catalog: Catalog, scope: Scope, first: int, count: int, total: int, l
         if len(steps) > 3 and status != S.CANCELLED:  # shipped: the courier has been seen
             city = CITIES[catalog.cities[customer]]
             lat, lng = city[2] + uniform(-0.2, 0.2), city[3] + uniform(-0.2, 0.2)
-            eta = _at(planned)
-            located = _at(t if status in (S.DELIVERED, S.REFUNDED) else (t + end) / 2)
+            eta = at_utc(planned)
+            located = at_utc(t if status in (S.DELIVERED, S.REFUNDED) else (t + end) / 2)
         for kind, before, after, at, actor in steps:
             previous = None if before is None else before.value
             events.append(
-                (order_id, kind.value, previous, after.value, None, None, None, None, actor, _at(at), customer_id)
+                (order_id, kind.value, previous, after.value, None, None, None, None, actor, at_utc(at), customer_id)
             )
         if status in (S.SHIPPED, S.OUT_FOR_DELIVERY):
             location = OrderEventKind.LOCATION.value
             events.append((order_id, location, None, None, lat, lng, eta, None, "svc_courier", located, customer_id))
         head = (order_id, customer_id, catalog.store_ids[store], status.value, payment.value)
         money = (subtotal, shipping, subtotal + shipping, catalog.store_currency[store])
-        tracking = (catalog.addresses[customer], lat, lng, located, eta, ordered_at, _at(max(t, paid_at)))
+        tracking = (catalog.addresses[customer], lat, lng, located, eta, ordered_at, at_utc(max(t, paid_at)))
         out["orders"].append(head + money + tracking)
         if payment != PaymentStatus.PENDING:
-            row = (f"pay_{tag}_{n:09d}", order_id, payment.value, *money[2:], reason, ordered_at, _at(paid_at))
+            row = (f"pay_{tag}_{n:09d}", order_id, payment.value, *money[2:], reason, ordered_at, at_utc(paid_at))
             out["payments"].append(row)
         ledger.customer.append(customer)
         ledger.store.append(store)
@@ -345,67 +348,3 @@ def orders(catalog: Catalog, scope: Scope, first: int, count: int, total: int, l
         ledger.status.append(STATUSES.index(status))
         ledger.payment.append(PAYMENTS.index(payment))
     return out
-
-
-PRIORITY = {
-    N.ORDER_CREATED: "LOW",
-    N.ORDER_STATUS_UPDATED: "MEDIUM",
-    N.ORDER_DELIVERED: "HIGH",
-    N.ORDER_CANCELLED: "MEDIUM",
-    N.PAYMENT_PROCESSING: "LOW",
-    N.PAYMENT_SUCCEEDED: "MEDIUM",
-    N.PAYMENT_FAILED: "URGENT",
-    N.PAYMENT_REFUNDED: "MEDIUM",
-    N.PAYOUT_PROCESSED: "MEDIUM",
-    N.PAYOUT_FAILED: "URGENT",
-    N.ACCOUNT_UPDATED: "LOW",
-}
-PAYMENT_NOTICE = {
-    PaymentStatus.PROCESSING: N.PAYMENT_PROCESSING,
-    PaymentStatus.SUCCEEDED: N.PAYMENT_SUCCEEDED,
-    PaymentStatus.FAILED: N.PAYMENT_FAILED,
-    PaymentStatus.REFUNDED: N.PAYMENT_REFUNDED,
-}
-
-
-def _notice(rng: random.Random, catalog: Catalog, ledger: OrderLedger, n: int) -> tuple[str, N, str]:
-    """Who hears what about order ``n``: a notification its state really implies (SPEC "Notifications")."""
-    status, payment = STATUSES[ledger.status[n]], PAYMENTS[ledger.payment[n]]
-    if rng.random() < 0.2:
-        vendor = catalog.store_owners[ledger.store[n]]
-        kind = N.ORDER_CANCELLED if status == S.CANCELLED else N.ORDER_CREATED
-        kind = rng.choice((kind, kind, kind, N.PAYOUT_PROCESSED)) if rng.random() > 0.02 else N.PAYOUT_FAILED
-        return vendor, kind, "MEDIUM" if kind == N.ORDER_CREATED else PRIORITY[kind]
-    choices: list[N] = [N.ORDER_CREATED]
-    choices += [N.ORDER_STATUS_UPDATED] if status not in (S.PENDING, S.CANCELLED) else []
-    choices += [N.ORDER_DELIVERED] if status in (S.DELIVERED, S.REFUNDED) else []
-    choices += [N.ORDER_CANCELLED] if status == S.CANCELLED else []
-    choices += [PAYMENT_NOTICE[payment]] if payment in PAYMENT_NOTICE else []
-    kind = rng.choice(choices)
-    urgent = kind == N.ORDER_STATUS_UPDATED and status in (S.SHIPPED, S.OUT_FOR_DELIVERY)
-    return catalog.customer_ids[ledger.customer[n]], kind, "HIGH" if urgent else PRIORITY[kind]
-
-
-def notifications(catalog: Catalog, ledger: OrderLedger, scope: Scope, first: int, count: int) -> list[Row]:
-    """Notifications ``first .. first + count - 1``, about recent orders mostly, already sent."""
-    rng, tag = random.Random(f"{scope.seed}:notifications:{first}"), scope.tag
-    end, rows = scope.until.timestamp(), []
-    for n in range(first, first + count):
-        if ledger.created:
-            order = int(len(ledger.created) * (1.0 - rng.random() ** 2))  # ids grow with time: favour recent
-            user_id, kind, priority = _notice(rng, catalog, ledger, order)
-            at = min(ledger.created[order] + rng.uniform(0, 3 * DAY), end - 1)
-            status = STATUSES[ledger.status[order]].value
-            metadata: dict[str, Any] = {"orderId": f"ord_{tag}_{order:09d}", "status": status}
-            title = kind.value.replace("_", " ").capitalize()
-            message = f"Order ord_{tag}_{order:09d} from {catalog.store_names[ledger.store[order]]}: {status.lower()}"
-        else:
-            user_id, kind, priority = rng.choice(catalog.customer_ids), N.ACCOUNT_UPDATED, "LOW"
-            at, metadata = end - rng.uniform(0, 30 * DAY), {"field": "email"}
-            title, message = "Account updated", "Your account details were changed."
-        channels: Sequence[str] = ("IN_APP", "EMAIL") if priority in ("HIGH", "URGENT") else ("IN_APP",)
-        is_read = rng.random() < (0.95 if end - at > 14 * DAY else 0.4)
-        sent = _at(at)
-        content = (kind.value, title, message, json.dumps(list(channels)), priority, json.dumps(metadata), is_read)
-        rows.append((f"ntf_{tag}_{n:09d}", user_id, *content, None, sent, sent, sent))
-    return rows

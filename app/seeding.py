@@ -35,7 +35,8 @@ from rich.text import Text
 
 from app.database import Database
 from app.migrations import apply_migrations
-from app.seed_data import COLUMNS, OrderLedger, Row, Rows, Scope, build_catalog, notifications, orders
+from app.seed_data import COLUMNS, OrderLedger, Row, Rows, Scope, build_catalog, orders
+from app.seed_notifications import notifications
 
 __all__ = ["NOTIFICATION_CHUNK", "ORDER_CHUNK", "POSTGRES_WRITERS", "SeedPlan", "run_seed"]
 
