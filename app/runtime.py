@@ -54,11 +54,6 @@ class Runtime:
             self.database, self.relay.publisher, {"notification.unread_count": unread_count_event}
         )
         self.pings = PingRecorder(self.database, self.relay.publisher)
-        self.metrics.counter(
-            "push_tracking_publish_failures",
-            "tracking.location/tracking.eta events not published (broker away); the pings were recorded.",
-            lambda: self.pings.publish_failures,
-        )
         self.http = httpx.AsyncClient()
         senders = self._senders()
         self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(NotificationChannel(c) for c in senders))
@@ -66,21 +61,29 @@ class Runtime:
         self.insights_cache: InsightsCache = (
             RedisInsightsCache(self.redis, settings.redis_prefix) if self.redis is not None else MemoryInsightsCache()
         )
-        self.metrics.counter(
-            "push_insights_cache_hits", "Insights served from cache.", lambda: self.insights_cache.hits
-        )
-        self.metrics.counter(
-            "push_insights_cache_misses", "Insights computed (cache miss).", lambda: self.insights_cache.misses
-        )
         self.deliveries = DeliveryDispatcher(self.database, senders)
-        self.metrics.gauge(
+        self._register_metrics()
+
+    def _register_metrics(self) -> None:
+        """The domain's counters, read at scrape time (the relay registers its own)."""
+        metrics = self.metrics
+        metrics.gauge(
             "push_outbox_lag_seconds", "Age of the oldest unpublished outbox event.", lambda: self.outbox.lag_seconds
         )
-        self.metrics.counter("push_outbox_published", "Outbox events published.", lambda: self.outbox.published)
-        self.metrics.counter(
+        metrics.counter("push_outbox_published", "Outbox events published.", lambda: self.outbox.published)
+        metrics.counter(
+            "push_tracking_publish_failures",
+            "tracking.location/tracking.eta events not published (broker away); the pings were recorded.",
+            lambda: self.pings.publish_failures,
+        )
+        metrics.counter("push_insights_cache_hits", "Insights served from cache.", lambda: self.insights_cache.hits)
+        metrics.counter(
+            "push_insights_cache_misses", "Insights computed (cache miss).", lambda: self.insights_cache.misses
+        )
+        metrics.counter(
             "push_notification_deliveries_sent", "EMAIL/SMS/PUSH deliveries sent.", lambda: self.deliveries.sent
         )
-        self.metrics.counter(
+        metrics.counter(
             "push_notification_delivery_failures",
             "Failed EMAIL/SMS/PUSH attempts.",
             lambda: self.deliveries.failed_attempts,
