@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -103,6 +104,19 @@ def verify_signature(secret: str, header: str | None, body: bytes, now: float | 
         raise Unauthorized("X-Signature does not match the body")
 
 
+async def _record(envelope: _Envelope, source: str, outcome: Outcome, now: datetime) -> None:
+    """Remember the event id in the effect's transaction: a repeat (or a racing copy) hits the primary key."""
+    await WebhookEvent.insert(
+        WebhookEvent(
+            id=envelope.id,
+            source=source,
+            type=envelope.type,
+            outcome=WebhookOutcome(outcome.value).value,
+            received_at=now,
+        )
+    )
+
+
 def _decode(body: bytes | msgspec.Raw, type_: type[_T], prefix: str) -> _T:
     try:
         return msgspec.json.decode(body, type=type_)
@@ -128,12 +142,7 @@ async def apply_payment_event(writer: OrderWriter, body: bytes) -> tuple[str, Ou
     outcome = Outcome.APPLIED if status is not None else Outcome.IGNORED
     try:
         async with writer.transaction() as changes:
-            await WebhookEvent.insert(
-                WebhookEvent(
-                    id=envelope.id, source="payments", type=envelope.type, outcome=WebhookOutcome(outcome.value).value,
-                    received_at=changes.now,
-                )
-            )  # fmt: skip
+            await _record(envelope, "payments", outcome, changes.now)
             if status is None or data is None:
                 return envelope.id, outcome
             try:
@@ -202,12 +211,7 @@ async def apply_payout_event(writer: OrderWriter, body: bytes) -> tuple[str, Out
             raise ValidationFailed([("data.vendorId", f"no vendor {data.vendor_id}")])
     try:
         async with writer.transaction() as changes:
-            await WebhookEvent.insert(
-                WebhookEvent(
-                    id=envelope.id, source="payouts", type=envelope.type, outcome=WebhookOutcome(outcome.value).value,
-                    received_at=changes.now,
-                )
-            )  # fmt: skip
+            await _record(envelope, "payouts", outcome, changes.now)
             if status is None or data is None:
                 return envelope.id, outcome
             upserted = await Payout.raw(
