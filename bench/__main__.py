@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 from bench.publisher import RawPublisher
 from bench.report import bars, table
-from bench.scenarios import BurstResult, Plan, RunResult, burst, relay_run
+from bench.scenarios import BurstResult, ConnectResult, Plan, RunResult, burst, connect_runs, relay_run
 from bench.servers import BenchEnv, ServerKind, raise_fd_limit
 
 SCENARIOS = """scenarios (all run by `relay`, the default):
@@ -23,6 +24,7 @@ SCENARIOS = """scenarios (all run by `relay`, the default):
               held, and p50/p99 at exactly 1,000 msg/s
   idle        server VmRSS before and after opening N idle connections: KiB per connection
   connect     N connections opened 200 at a time, each counted at its `subscribed` ack: connects/s
+  connect     only the connect rate, on --repeats fresh servers per N: median and best (--only connect)
   burst       5,000 clients at once right after start-up, then one publish to each one's channel
               (private) and, on a second fresh server, one broadcast: zero messages lost
   baseline    all of the above against Litestar's ChannelsPlugin + Redis pub/sub (bench/baseline_app.py)
@@ -44,7 +46,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", default="1000,10000", help="comma list of N (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="smoke run of a few seconds: N=200, short steps")
     parser.add_argument("--servers", default="ours,baseline", help="comma list of ours,baseline")
-    parser.add_argument("--only", default="fanout,burst", help="comma list of fanout (all per-N scenarios),burst")
+    parser.add_argument(
+        "--only", default="fanout,burst", help="comma list of fanout (all per-N scenarios),burst,connect"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="connect: fresh servers per N (default %(default)s)")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--step-seconds", type=float, default=None, help="seconds per ramp step (default 3)")
     parser.add_argument("--burst", type=int, default=None, help="clients in the start-up burst (default 5000)")
@@ -62,6 +67,34 @@ def _pin_to_core_1() -> str:
     except OSError as exc:
         return f"not pinned ({exc})"
     return "not pinned (one core)"
+
+
+async def _connects(args: argparse.Namespace, bench: BenchEnv) -> list[ConnectResult]:
+    sizes = [int(n) for n in args.connections.split(",") if n.strip()]
+    kinds: list[ServerKind] = [k for k in ("ours", "baseline") if k in args.servers.split(",")]
+    results = []
+    for n in sizes:
+        for kind in kinds:
+            print(f"== {kind}, N={n:,}, connect rate x {args.repeats}", flush=True)
+            results.append(await connect_runs(bench, kind, n, Plan(), args.repeats))
+    return results
+
+
+def _connect_summary(results: list[ConnectResult]) -> str:
+    lines = [
+        "| server | N | connects/s median | best | server CPU ms/connect (median) | rounds incomplete |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        cpu = statistics.median(r.cpu_ms_per_connect) if r.cpu_ms_per_connect else 0.0
+        lines.append(
+            f"| {r.kind} | {r.connections:,} | {r.p50 or 0:,.0f} | {r.best or 0:,.0f} | {cpu:.3f} | {r.incomplete} |"
+        )
+    ours = [r.p50 for r in results if r.kind == "ours" and r.p50 is not None]
+    if ours:
+        verdict = "met" if min(ours) >= 2500 else "NOT met"
+        lines.append(f"\n- >= 2,500 connects/s (median): {min(ours):,.0f}/s: **{verdict}**")
+    return "\n".join(lines)
 
 
 async def _relay(args: argparse.Namespace, bench: BenchEnv) -> tuple[list[RunResult], dict[str, Any]]:
@@ -132,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         import uvloop
 
+        if args.only == "connect":
+            connects = uvloop.run(_connects(args, bench))
+            print(f"\n## Connect rate (took {time.perf_counter() - started:.0f} s)\n")
+            print(_connect_summary(connects))
+            return 0
         runs, bursts = uvloop.run(_relay(args, bench))
     except subprocess.CalledProcessError as exc:
         print(f"bench: setup failed: {exc}\n{exc.stderr.decode(errors='replace')}", file=sys.stderr)

@@ -18,7 +18,7 @@ from bench.publisher import RawPublisher
 from bench.servers import BenchEnv, Server, ServerKind, cpu_seconds, rss_kib, tokens_for
 from bench.wsclient import Client, Pool, close_clients, open_clients, poll_until
 
-__all__ = ["Plan", "RunResult", "StepResult", "burst", "relay_run"]
+__all__ = ["ConnectResult", "Plan", "RunResult", "StepResult", "burst", "connect_runs", "relay_run"]
 
 P99_LIMIT = 0.200
 DRAIN_SECONDS = 2.0
@@ -270,6 +270,59 @@ async def relay_run(bench: BenchEnv, kind: ServerKind, n: int, plan: Plan, publi
     finally:
         await server.stop()
         _report_problems(server, result.notes)
+    return result
+
+
+@dataclass
+class ConnectResult:
+    """The connect rate over ``repeats`` fresh servers: each round opens N sockets of new users."""
+
+    kind: ServerKind
+    connections: int
+    rates: list[float] = field(default_factory=list)
+    cpu_ms_per_connect: list[float] = field(default_factory=list)
+    incomplete: int = 0  # rounds where not every socket got its ack
+
+    @property
+    def p50(self) -> float | None:
+        return statistics.median(self.rates) if self.rates else None
+
+    @property
+    def best(self) -> float | None:
+        return max(self.rates) if self.rates else None
+
+
+async def connect_runs(bench: BenchEnv, kind: ServerKind, n: int, plan: Plan, repeats: int) -> ConnectResult:
+    """Connects/s (auth + welcome + subscribe ack, ``plan.concurrency`` in flight) on ``repeats`` fresh servers.
+
+    One round is noisy (a few percent, more on a shared machine); the median of several is the figure.
+    """
+    result = ConnectResult(kind, n)
+    for round_ in range(repeats):
+        server = Server(kind, bench)
+        await server.start()
+        pool = Pool()
+        try:
+            warm, _ = await _open(server, pool, [f"w{round_}_{i}" for i in range(20)], plan.concurrency)
+            await close_clients(warm)
+            await server.settle()
+            cpu = cpu_seconds(server.pid)
+            clients, seconds = await _open(server, pool, [f"c{round_}_{i}" for i in range(n)], plan.concurrency)
+            cpu = cpu_seconds(server.pid) - cpu
+            if len(clients) < n:
+                result.incomplete += 1
+            rate = len(clients) / seconds
+            result.rates.append(rate)
+            result.cpu_ms_per_connect.append(cpu * 1000 / max(len(clients), 1))
+            print(
+                f"  [{kind:8} N={n:>5}] connect round {round_ + 1}/{repeats}: {len(clients)}/{n} "
+                f"in {seconds:.2f} s = {rate:,.0f}/s, server CPU {cpu * 1000 / max(len(clients), 1):.3f} ms/connect "
+                f"errors={dict(pool.errors) or 'none'}",
+                flush=True,
+            )
+            await close_clients(clients)
+        finally:
+            await server.stop()
     return result
 
 
