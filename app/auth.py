@@ -1,8 +1,10 @@
 """Identity: bearer-token verification, the caller's identity, and role guards.
 
 Tokens are JWTs: HS256 signed with ``JWT_SECRET``, or RS256 verified with ``JWT_PUBLIC_KEY``
-when another service issues them. ``exp`` is required; ``alg: none`` and any algorithm other
-than the configured one are refused.
+when another service issues them. ``exp`` and ``sub`` are required; ``alg: none`` and any
+algorithm other than the configured one are refused. HS256 tokens are checked by
+:class:`app.jwt_hs256.HS256Verifier` (PyJWT's rules without its per-call cost, on every new
+connection), RS256 ones by PyJWT.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from typing import Any
 import jwt
 import msgspec
 from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import HMACAlgorithm
 
-from app.errors import Forbidden, Unauthorized
+from app.errors import ConfigurationError, Forbidden, Unauthorized
+from app.jwt_hs256 import HS256Verifier
 from app.settings import Settings
 from models.enums import Role
 
 __all__ = ["Identity", "TokenVerifier", "bearer_token", "mint_token", "require_roles"]
 
 _SUBJECT = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_LEEWAY_SECONDS = 5  # clock skew allowed on exp, nbf and iat
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -48,15 +53,27 @@ class TokenVerifier:
     """
 
     def __init__(self, settings: Settings, memo_size: int = 10_000) -> None:
+        """Parse or check the key once: PyJWT would parse the PEM (or re-inspect the secret) per token.
+
+        Raises:
+            ConfigurationError: when ``JWT_SECRET`` looks like a PEM, SSH, DER or JWK key, which
+                PyJWT refuses as an HMAC secret (every token would be refused otherwise).
+        """
         self._verified: dict[str, Identity] = {}
         self._memo_size = memo_size
-        # Keys are parsed once here: PyJWT would otherwise parse the PEM (or re-check the secret) per token.
-        self._key: Any
+        self._public_key: Any = None
+        self._hs256: HS256Verifier | None = None
         if settings.jwt_public_key:
-            self._key = serialization.load_pem_public_key(settings.jwt_public_key.encode())
+            self._public_key = serialization.load_pem_public_key(settings.jwt_public_key.encode())
             self._algorithm = "RS256"
         else:
-            self._key = settings.jwt_secret.encode()
+            try:
+                secret = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(settings.jwt_secret.encode())
+            except jwt.InvalidKeyError:
+                raise ConfigurationError(
+                    "JWT_SECRET", "looks like a public or private key; set JWT_PUBLIC_KEY for RS256 tokens"
+                ) from None
+            self._hs256 = HS256Verifier(secret, leeway=_LEEWAY_SECONDS)
             self._algorithm = "HS256"
 
     def verify(self, token: str) -> Identity:
@@ -76,13 +93,18 @@ class TokenVerifier:
 
     def _decode(self, token: str) -> Identity:
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._key,
-                algorithms=[self._algorithm],
-                options={"require": ["exp", "sub"]},
-                leeway=5,
-            )
+            claims: dict[str, Any]
+            if self._hs256 is not None:
+                # Raises PyJWT's exception classes, so the clauses below serve both paths.
+                claims = self._hs256.decode(token)
+            else:
+                claims = jwt.decode(
+                    token,
+                    self._public_key,
+                    algorithms=[self._algorithm],
+                    options={"require": ["exp", "sub"]},
+                    leeway=_LEEWAY_SECONDS,
+                )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token expired") from None
         except jwt.MissingRequiredClaimError as exc:
