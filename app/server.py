@@ -17,6 +17,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "workers": settings.workers,
+        # uvicorn's HTTP protocol, except that a socket whose first packet is a WebSocket upgrade goes
+        # straight to the WebSocket protocol, parsed once (app/realtime/uvicorn_upgrade.py).
+        "http": "app.realtime.uvicorn_upgrade:UpgradeFirstProtocol",
         # uvicorn's sans-I/O websockets implementation (pings, close codes and the frame limit stay uvicorn's)
         # plus a direct writer of pre-framed messages for /ws (app/realtime/uvicorn_ws.py).
         "ws": "app.realtime.uvicorn_ws:FramedWebSocketProtocol",

@@ -1,0 +1,113 @@
+"""uvicorn's HTTP protocol with a shortcut for WebSocket upgrades: the first bytes pick the protocol.
+
+uvicorn builds its full HTTP protocol for every socket, parses the upgrade request with httptools
+(a Python callback per header), re-serialises it and only then hands the socket to the WebSocket
+protocol, which parses it again. About a tenth of the CPU of a ``/ws`` connect went there.
+
+``UpgradeFirstProtocol`` waits for the first chunk of a connection. When it holds a whole request
+head that asks for a WebSocket upgrade (``Connection: upgrade``, ``Upgrade: websocket``, the test
+uvicorn applies), the socket goes straight to the configured WebSocket protocol with those bytes,
+which validates the handshake itself (websockets answers 400 to a malformed one, as before). Anything
+else, including a head split over several packets, goes to uvicorn's own HTTP protocol unchanged,
+upgrades included. Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, cast
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+from uvicorn.server import ServerState
+
+__all__ = ["UpgradeFirstProtocol", "websocket_upgrade"]
+
+_HEAD_END = b"\r\n\r\n"
+# RFC 9110/9112 grammar, as websockets' parser applies it: a head that passes these checks is one it
+# parses. One that does not goes to uvicorn's HTTP protocol, whose answer (400, 431, an upgrade after
+# all) is the one it always gave; websockets would only have dropped the connection without a word.
+_REQUEST_LINE = re.compile(rb"GET [\x21-\x7e]+ HTTP/1\.1")
+_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"[\x09\x20-\x7e\x80-\xff]*")
+_MAX_LINE = 8190  # websockets reads lines of at most 8,192 bytes, CRLF included
+_MAX_FIELDS = 128
+
+
+def websocket_upgrade(data: bytes) -> bytes | None:
+    """``data`` with lower-case header names, when it starts with a whole, well-formed WebSocket upgrade head.
+
+    None for anything else. Lower-case names are what ASGI promises the app in ``scope["headers"]``;
+    uvicorn's HTTP protocol passes them on that way, and its WebSocket protocol keeps what it is given.
+    """
+    end = data.find(_HEAD_END)
+    if end < 0:
+        return None
+    request_line, *lines = data[:end].split(b"\r\n")
+    if len(lines) > _MAX_FIELDS or len(request_line) > _MAX_LINE or not _REQUEST_LINE.fullmatch(request_line):
+        return None
+    upgrade = connection_upgrade = False
+    for index, line in enumerate(lines):
+        name, colon, value = line.partition(b":")
+        value = value.strip(b" \t")
+        if not colon or len(line) > _MAX_LINE or not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            return None
+        name = name.lower()
+        lines[index] = name + b":" + value
+        if name == b"upgrade":
+            upgrade = value.lower() == b"websocket"
+        elif name == b"connection":
+            connection_upgrade = b"upgrade" in (token.strip() for token in value.lower().split(b","))
+        elif name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return None  # a request body: websockets refuses it
+    if not (upgrade and connection_upgrade):
+        return None
+    return b"\r\n".join((request_line, *lines)) + data[end:]
+
+
+class UpgradeFirstProtocol(asyncio.Protocol):
+    """Holds a new connection until its first bytes say which uvicorn protocol takes it over."""
+
+    __slots__ = ("_app_state", "_config", "_loop", "_server_state", "_transport")
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._loop = _loop
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
+        # Tracked like uvicorn's protocols, so a shutdown closes a socket that never sent a byte.
+        self._server_state.connections.add(self)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server_state.connections.discard(self)
+
+    def shutdown(self) -> None:
+        """uvicorn's shutdown hook: nothing was received, so there is nothing to answer."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        self._server_state.connections.discard(self)
+        upgrade = websocket_upgrade(data) if self._config.ws_protocol_class is not None else None
+        protocol_class: Any = AutoHTTPProtocol if upgrade is None else self._config.ws_protocol_class
+        protocol = protocol_class(
+            config=self._config, server_state=self._server_state, app_state=self._app_state, _loop=self._loop
+        )
+        protocol.connection_made(transport)
+        transport.set_protocol(protocol)
+        protocol.data_received(data if upgrade is None else upgrade)
