@@ -17,7 +17,14 @@ _ON_CONFLICT = (
     " ON CONFLICT (id) DO UPDATE SET role = excluded.role, name = excluded.name, email = excluded.email, "
     "updated_at = excluded.updated_at"
 )
-_BATCH_ROWS = 100  # 600 bind parameters: under SQLite's oldest limit (999) and PostgreSQL's
+_BATCH_ROWS = 100  # 600 bind parameters: under SQLite's oldest limit (999)
+# PostgreSQL: the same upsert over arrays, so the statement text never changes (asyncpg prepares it once)
+# and a batch of any size is one statement, atomic without an explicit transaction: one round trip.
+_UPSERT_ARRAYS = (
+    "INSERT INTO users (id, role, name, email, created_at, updated_at) "
+    "SELECT u.id, u.role, u.name, u.email, {}, {} "
+    "FROM unnest({}::text[], {}::text[], {}::text[], {}::text[]) AS u(id, role, name, email)" + _ON_CONFLICT
+)
 
 Claims = tuple[str, str | None, str | None]
 
@@ -90,12 +97,17 @@ class UserDirectory:
     async def _upsert(self, users: dict[str, Claims]) -> None:
         now = datetime.now(UTC)
         items = list(users.items())
-        async with self._database.write():  # one commit for the whole batch
-            for start in range(0, len(items), _BATCH_ROWS):
-                chunk = items[start : start + _BATCH_ROWS]
-                sql = _COLUMNS + ", ".join([_ROW] * len(chunk)) + _ON_CONFLICT
-                args = [value for user_id, claims in chunk for value in (user_id, *claims, now, now)]
-                await User.raw(sql, *args)
+        if self._database.is_sqlite:
+            async with self._database.write():  # one commit for the whole batch
+                for start in range(0, len(items), _BATCH_ROWS):
+                    chunk = items[start : start + _BATCH_ROWS]
+                    sql = _COLUMNS + ", ".join([_ROW] * len(chunk)) + _ON_CONFLICT
+                    args = [value for user_id, claims in chunk for value in (user_id, *claims, now, now)]
+                    await User.raw(sql, *args)
+        else:
+            ids = list(users)
+            roles, names, emails = (list(column) for column in zip(*users.values(), strict=True))
+            await User.raw(_UPSERT_ARRAYS, now, now, ids, roles, names, emails)
         if len(self._seen) + len(items) > self._memo_size:
             self._seen.clear()
         self._seen.update(items)
