@@ -65,6 +65,7 @@ class Connection:
         "_flush_pending",
         "_flusher",
         "_formatter",
+        "_held",
         "_latest",
         "_queue",
         "_queued_bytes",
@@ -109,6 +110,7 @@ class Connection:
         self._latest: dict[str, Outgoing] | None = None  # channel -> its queued coalescible event
         self._superseded: set[int] | None = None  # ids of queued items replaced by a newer one
         self._flush_pending = False  # a flush is scheduled, or a task is writing or awaiting writability
+        self._held = False  # see hold()
         self._closed = False
         self._closed_waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -156,13 +158,30 @@ class Connection:
                 return False
         self._queue.append(item)
         self._queued_bytes += size
-        if not self._flush_pending:
-            self._flush_pending = True
-            if self._sink is not None:
-                self._flusher.add(self)
-            else:
-                self._task = asyncio.create_task(self._write_loop(), name="channels-connection-writer")
+        if not self._flush_pending and not self._held:
+            self._schedule_flush()
         return True
+
+    def hold(self) -> None:
+        """Queue without writing until ``release``, so that messages which belong together leave in one write.
+
+        The endpoint holds ``welcome`` until the user channel's ``subscribed`` is queued: one frame and one
+        system call per new socket instead of two. Limits and overflow apply as usual meanwhile.
+        """
+        self._held = True
+
+    def release(self) -> None:
+        """Write what was queued while held (at the end of this event-loop iteration)."""
+        self._held = False
+        if self._queue and not self._flush_pending and not self._closed:
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        self._flush_pending = True
+        if self._sink is not None:
+            self._flusher.add(self)
+        else:
+            self._task = asyncio.create_task(self._write_loop(), name="channels-connection-writer")
 
     def _coalesce(self, channel: str, item: Outgoing) -> None:
         latest = self._latest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -76,6 +77,16 @@ async def test_header_auth_welcome_and_live_event(server: str, ws_app: Litestar,
         assert event["type"] == "notification.created" and event["data"] == {"id": "n1"}
         assert event["offset"] == str(published) and str(published).startswith(epoch + ":")
         assert str(event["ts"]).endswith("Z")
+
+
+async def test_welcome_and_the_user_channel_ack_share_one_frame(server: str, token_for: Callable[..., str]) -> None:
+    """A new socket costs one write: welcome and its user channel's subscribed, newline-batched (SPEC)."""
+    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_one_frame"))) as ws:
+        frame = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(frame, str)
+        welcome, subscribed = (json.loads(line) for line in frame.split("\n"))
+        assert welcome["op"] == "welcome" and subscribed["op"] == "subscribed"
+        assert subscribed["channel"] == "user:u_one_frame"
 
 
 async def test_ticket_is_single_use(server: str, token_for: Callable[..., str]) -> None:

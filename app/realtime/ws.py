@@ -165,6 +165,7 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
         async with relay.hub.connect(partial(_send_text, send), partial(_close, send), sink=sink) as conn:
             session = Session(runtime, identity, conn)
             user_channel = f"user:{identity.user_id}"
+            conn.hold()  # welcome and the user channel's subscribed leave together: one frame, one write
             conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))
             # SPEC: a socket whose token expires is closed with 4001; the client reconnects and resumes.
             loop = asyncio.get_running_loop()
@@ -175,7 +176,10 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
                 "token expired",
             )
             try:
-                await relay.hub.subscribe(conn, user_channel)
+                try:
+                    await relay.hub.subscribe(conn, user_channel)
+                finally:
+                    conn.release()
                 await _receive_loop(receive, session)
             except BrokerError as exc:
                 logger.warning("closing socket: broker unavailable: %s", exc)

@@ -185,3 +185,40 @@ async def test_deliberate_close_writes_what_is_queued_first() -> None:
     await conn.close(4029, "rate limited")
     assert sink.messages() == [{"op": "error"}]
     assert recorder.closed_with == (4029, "rate limited")
+
+
+async def test_held_messages_leave_together_on_release(hub: Hub, broker: Broker) -> None:
+    """hold() keeps messages queued across awaits; release() writes them as one frame, in order."""
+    recorder = Recorder()
+    sink = FakeSink()
+    async with hub.connect(unused_send, recorder.close, sink=sink) as conn:
+        conn.hold()
+        conn.enqueue(Outgoing(b'{"op":"welcome"}'))
+        await hub.subscribe(conn, "order:held")  # awaits the broker: a flush would have run by now
+        await asyncio.sleep(0)
+        assert sink.frames == [], "nothing is written while held"
+        conn.release()
+        messages = await sink.wait_messages(2)
+        assert len(sink.frames) == 1
+        assert [m["op"] for m in messages] == ["welcome", "subscribed"]
+        await broker.publish("order:held", "order.status_changed", b'{"n":1}')
+        assert (await sink.wait_messages(3))[-1]["data"] == {"n": 1}, "released: live events flow as usual"
+
+
+async def test_hold_applies_to_send_frame_transports_too() -> None:
+    """Without a sink the writer task starts at release, not at the first enqueue."""
+    sent: list[bytes] = []
+
+    async def send(frame: bytes) -> None:
+        sent.append(frame)
+
+    conn = Connection(send, Recorder().close)
+    conn.hold()
+    conn.enqueue(Outgoing(b'{"n":1}'))
+    conn.enqueue(Outgoing(b'{"n":2}'))
+    await asyncio.sleep(0.01)
+    assert sent == []
+    conn.release()
+    await asyncio.sleep(0.01)
+    assert sent == [b'{"n":1}\n{"n":2}']
+    await conn.stop()
