@@ -381,10 +381,12 @@ async def test_unexpected_error_on_ws_is_logged_and_refused(
     assert any("unexpected error on /ws" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.parametrize("parsed", [True, False], ids=["parsed by the upgrade shortcut", "uvicorn's path"])
 async def test_handshake_headers_are_released_after_accept(
-    server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, parsed: bool
 ) -> None:
-    """The handshake request's headers (kept alive by websockets' parser) are emptied once the socket is accepted."""
+    """No handshake object outlives the accept: the shortcut builds none, and on uvicorn's path the request's
+    headers (kept alive by websockets' suspended parser) are emptied once the socket is accepted."""
     from websockets.http11 import Request
 
     from app.realtime.uvicorn_ws import FramedWebSocketProtocol
@@ -397,6 +399,11 @@ async def test_handshake_headers_are_released_after_accept(
         handle_connect(self, event)
 
     monkeypatch.setattr(FramedWebSocketProtocol, "handle_connect", recording)
+    if not parsed:
+        monkeypatch.setattr(FramedWebSocketProtocol, "open_parsed", lambda self, request: False)
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_hdr"))) as ws:
         await _welcome(ws, "u_hdr")
-        assert len(requests) == 1 and len(requests[0].headers) == 0
+        if parsed:
+            assert requests == []
+        else:
+            assert len(requests) == 1 and len(requests[0].headers) == 0

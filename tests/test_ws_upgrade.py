@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import websockets
 from litestar import Litestar
 
 from app.main import create_app
@@ -36,15 +37,27 @@ def _upgrade(*extra: bytes) -> bytes:
 # --- the classifier ---------------------------------------------------------------------------
 
 
-def test_a_websocket_upgrade_is_recognised_and_its_header_names_lowered() -> None:
+def test_a_websocket_upgrade_is_parsed_with_header_names_lowered() -> None:
     head = _upgrade(b"AUTHORIZATION: Bearer Abc.Def", b"X-Mixed-Case:  Value With Spaces ")
     frame_after_head = b"\x81\x85 masked bytes"
-    routed = websocket_upgrade(head + frame_after_head)
-    assert routed is not None
-    assert b"\r\nauthorization:Bearer Abc.Def\r\n" in routed
-    assert b"\r\nx-mixed-case:Value With Spaces\r\n" in routed
-    assert routed.startswith(b"GET /ws HTTP/1.1\r\nhost:127.0.0.1\r\n")
-    assert routed.endswith(b"\r\n\r\n" + frame_after_head), "bytes after the head are passed on untouched"
+    request = websocket_upgrade(head + frame_after_head)
+    assert request is not None
+    assert request.target == b"/ws"
+    assert (b"authorization", b"Bearer Abc.Def") in request.headers
+    assert (b"x-mixed-case", b"Value With Spaces") in request.headers
+    assert request.headers[0] == (b"host", b"127.0.0.1")
+    assert request.rest == frame_after_head, "bytes after the head are kept for the WebSocket protocol"
+    reparsed = websocket_upgrade(request.serialize())
+    assert reparsed is not None and (reparsed.target, reparsed.headers, reparsed.rest) == (
+        request.target,
+        request.headers,
+        request.rest,
+    )
+
+
+def test_the_query_string_stays_in_the_target() -> None:
+    request = websocket_upgrade(_upgrade().replace(b"GET /ws ", b"GET /ws?ticket=abc%20d "))
+    assert request is not None and request.target == b"/ws?ticket=abc%20d"
 
 
 def test_connection_may_list_several_tokens() -> None:
@@ -195,3 +208,97 @@ async def test_a_socket_that_never_speaks_is_closed_at_shutdown(ws_settings: Set
     # serving() returned, so uvicorn's shutdown finished; the silent socket was closed, not leaked.
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+# --- the handshake answered from the parsed request (FramedWebSocketProtocol.open_parsed) ---------
+
+
+def _mask(payload: bytes) -> bytes:
+    """A client text frame (masked, as RFC 6455 requires of clients)."""
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_accept_key_and_headers_follow_rfc_6455(server: str, token_for: Callable[..., str]) -> None:
+    """RFC 6455 1.3's own example key; the response carries uvicorn's date header, nothing of websockets'."""
+    head = _upgrade(b"Authorization: Bearer " + token_for("u_rfc").encode()).replace(KEY, b"dGhlIHNhbXBsZSBub25jZQ==")
+    reader, writer = await _open(server)
+    try:
+        writer.write(head)
+        response = await _response_head(reader)
+        lines = response.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 101 Switching Protocols"
+        assert b"Upgrade: websocket" in lines and b"Connection: Upgrade" in lines
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in lines
+        assert any(line.startswith(b"date: ") for line in lines)
+        assert not any(line.lower().startswith(b"sec-websocket-extensions") for line in lines)
+    finally:
+        writer.close()
+
+
+async def test_frames_sent_with_the_request_are_read(server: str, token_for: Callable[..., str]) -> None:
+    """A client that pipelines a message behind its request (one packet) still gets its answer."""
+    head = _upgrade(b"Authorization: Bearer " + token_for("u_eager").encode())
+    reader, writer = await _open(server)
+    try:
+        writer.write(head + _mask(b'{"op":"ping","ref":7}'))
+        assert (await _response_head(reader)).startswith(b"HTTP/1.1 101 ")
+        messages: list[dict[str, object]] = []
+        while len(messages) < 3:
+            messages += [json.loads(line) for line in (await _text_frame(reader)).split("\n")]
+        assert [m["op"] for m in messages] == ["welcome", "subscribed", "pong"] and messages[2]["ref"] == 7
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "says"),
+    [
+        pytest.param(
+            (b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"), 400, b"Sec-WebSocket-Version", id="v8"
+        ),
+        pytest.param((KEY, b"c2hvcnQ="), 400, b"Sec-WebSocket-Key", id="short key"),
+        pytest.param((KEY, b"not base64!"), 400, b"Sec-WebSocket-Key", id="bad key"),
+        pytest.param((KEY, KEY + b"\r\nSec-WebSocket-Key: " + KEY), 400, b"Sec-WebSocket-Key", id="two keys"),
+    ],
+)
+async def test_invalid_handshakes_get_websockets_answer(
+    server: str, change: tuple[bytes, bytes], status: int, says: bytes
+) -> None:
+    """What the shortcut does not accept, websockets refuses exactly as it did before the shortcut."""
+    reader, writer = await _open(server)
+    try:
+        writer.write(_upgrade().replace(*change))
+        response = await _response_head(reader) + await asyncio.wait_for(reader.read(), 5)
+        assert response.startswith(b"HTTP/1.1 %d " % status)
+        assert says in response
+    finally:
+        writer.close()
+
+
+async def test_refused_origin_is_403_before_any_frame(
+    make_settings: Callable[..., Settings], sqlite_database: str
+) -> None:
+    settings = make_settings(DATABASE_URL=sqlite_database, ALLOWED_ORIGINS="https://shop.example.com")
+    async with serving(create_app(settings), settings) as address:
+        reader, writer = await _open(address)
+        try:
+            writer.write(_upgrade(b"Origin: https://evil.example.com"))
+            assert (await _response_head(reader)).startswith(b"HTTP/1.1 403 ")
+        finally:
+            writer.close()
+
+
+async def test_per_message_deflate_is_negotiated_on_uvicorns_path(
+    make_settings: Callable[..., Settings], sqlite_database: str, token_for: Callable[..., str]
+) -> None:
+    """With WS_PER_MESSAGE_DEFLATE the shortcut steps aside: websockets negotiates the extension."""
+    settings = make_settings(DATABASE_URL=sqlite_database, WS_PER_MESSAGE_DEFLATE="true")
+    async with (
+        serving(create_app(settings), settings) as address,
+        websockets.connect(
+            f"ws://{address}/ws", additional_headers={"Authorization": f"Bearer {token_for('u_deflate')}"}
+        ) as ws,
+    ):
+        assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
+        assert '"op":"welcome"' in str(await asyncio.wait_for(ws.recv(), 5))

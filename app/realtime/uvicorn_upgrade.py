@@ -6,10 +6,11 @@ protocol, which parses it again. About a tenth of the CPU of a ``/ws`` connect w
 
 ``UpgradeFirstProtocol`` waits for the first chunk of a connection. When it holds a whole request
 head that asks for a WebSocket upgrade (``Connection: upgrade``, ``Upgrade: websocket``, the test
-uvicorn applies), the socket goes straight to the configured WebSocket protocol with those bytes,
-which validates the handshake itself (websockets answers 400 to a malformed one, as before). Anything
-else, including a head split over several packets, goes to uvicorn's own HTTP protocol unchanged,
-upgrades included. Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"``.
+uvicorn applies), the socket goes straight to the configured WebSocket protocol: parsed, to a
+protocol that can take it so (``FramedWebSocketProtocol.open_parsed``), else as bytes, which it
+validates itself (websockets answers 400 to a bad key, as before). Anything else, including a head
+split over several packets, goes to uvicorn's own HTTP protocol unchanged, upgrades included.
+Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.server import ServerState
 
-__all__ = ["UpgradeFirstProtocol", "websocket_upgrade"]
+__all__ = ["UpgradeFirstProtocol", "UpgradeRequest", "websocket_upgrade"]
 
 _HEAD_END = b"\r\n\r\n"
 # RFC 9110/9112 grammar, as websockets' parser applies it: a head that passes these checks is one it
@@ -35,26 +36,40 @@ _MAX_LINE = 8190  # websockets reads lines of at most 8,192 bytes, CRLF included
 _MAX_FIELDS = 128
 
 
-def websocket_upgrade(data: bytes) -> bytes | None:
-    """``data`` with lower-case header names, when it starts with a whole, well-formed WebSocket upgrade head.
+class UpgradeRequest:
+    """A parsed WebSocket upgrade request head, with header names in lower case as ASGI wants them."""
 
-    None for anything else. Lower-case names are what ASGI promises the app in ``scope["headers"]``;
-    uvicorn's HTTP protocol passes them on that way, and its WebSocket protocol keeps what it is given.
-    """
+    __slots__ = ("headers", "rest", "target")
+
+    def __init__(self, target: bytes, headers: list[tuple[bytes, bytes]], rest: bytes) -> None:
+        self.target = target  # the request target: path and query string
+        self.headers = headers
+        self.rest = rest  # bytes that followed the head (frames a client sent without waiting)
+
+    def serialize(self) -> bytes:
+        """The request as bytes again, for a WebSocket protocol that parses its own."""
+        lines = [b"GET " + self.target + b" HTTP/1.1"]
+        lines += [name + b": " + value for name, value in self.headers]
+        return b"\r\n".join(lines) + _HEAD_END + self.rest
+
+
+def websocket_upgrade(data: bytes) -> UpgradeRequest | None:
+    """The request, when ``data`` starts with a whole, well-formed WebSocket upgrade head; else None."""
     end = data.find(_HEAD_END)
     if end < 0:
         return None
     request_line, *lines = data[:end].split(b"\r\n")
     if len(lines) > _MAX_FIELDS or len(request_line) > _MAX_LINE or not _REQUEST_LINE.fullmatch(request_line):
         return None
+    headers: list[tuple[bytes, bytes]] = []
     upgrade = connection_upgrade = False
-    for index, line in enumerate(lines):
+    for line in lines:
         name, colon, value = line.partition(b":")
         value = value.strip(b" \t")
         if not colon or len(line) > _MAX_LINE or not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
             return None
         name = name.lower()
-        lines[index] = name + b":" + value
+        headers.append((name, value))
         if name == b"upgrade":
             upgrade = value.lower() == b"websocket"
         elif name == b"connection":
@@ -63,7 +78,7 @@ def websocket_upgrade(data: bytes) -> bytes | None:
             return None  # a request body: websockets refuses it
     if not (upgrade and connection_upgrade):
         return None
-    return b"\r\n".join((request_line, *lines)) + data[end:]
+    return UpgradeRequest(request_line[4:-9], headers, data[end + 4 :])
 
 
 class UpgradeFirstProtocol(asyncio.Protocol):
@@ -110,4 +125,7 @@ class UpgradeFirstProtocol(asyncio.Protocol):
         )
         protocol.connection_made(transport)
         transport.set_protocol(protocol)
-        protocol.data_received(data if upgrade is None else upgrade)
+        if upgrade is None:
+            protocol.data_received(data)
+        elif not (hasattr(protocol, "open_parsed") and protocol.open_parsed(upgrade)):
+            protocol.data_received(upgrade.serialize())

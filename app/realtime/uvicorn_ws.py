@@ -11,14 +11,28 @@ Selected with ``ws="app.realtime.uvicorn_ws:FramedWebSocketProtocol"`` (``app/se
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import logging
 from typing import Any
+from urllib.parse import unquote
 
+from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
+from websockets.protocol import OPEN
+from websockets.server import ServerProtocol
+
+from app.realtime.uvicorn_upgrade import UpgradeRequest
 
 __all__ = ["FRAMES_EXTENSION", "FrameWriter", "FramedWebSocketProtocol"]
 
 FRAMES_EXTENSION = "push.frames"
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
+_SWITCHING_PROTOCOLS = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+)
 
 
 class FrameWriter:
@@ -114,13 +128,73 @@ class _Writable:
 
 
 class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol whose scope carries a ``FrameWriter``; lighter per idle socket."""
+    """uvicorn's sans-I/O WebSocket protocol whose scope carries a ``FrameWriter``; lighter per socket.
+
+    A request already parsed by ``UpgradeFirstProtocol`` is opened by ``open_parsed``: the handshake is
+    checked and answered here (RFC 6455 4.2), and websockets' protocol starts in the OPEN state to read
+    frames, so the request is not parsed a second time nor its response built through ``Headers`` (with a
+    ``Date`` that uvicorn then replaces). Whatever that path does not cover goes through uvicorn's.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Same interface as far as uvicorn uses them (put_nowait/get/empty; set/clear/wait/is_set).
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Writable()  # type: ignore[assignment]
+        self._accept_value: bytes | None = None  # Sec-WebSocket-Accept of a request opened by open_parsed
+
+    def open_parsed(self, request: UpgradeRequest) -> bool:
+        """Start the ASGI app for a parsed upgrade request; False (nothing done) when uvicorn's path must take it.
+
+        That is: a missing, repeated or malformed ``Sec-WebSocket-Key`` or ``Sec-WebSocket-Version``
+        other than 13 (websockets answers those with 400 or 426), and per-message deflate to negotiate.
+        """
+        if self.config.ws_per_message_deflate:
+            return False
+        key = version = None
+        subprotocols: list[str] = []
+        for name, value in request.headers:
+            if name == b"sec-websocket-key":
+                if key is not None:
+                    return False
+                key = value
+            elif name == b"sec-websocket-version":
+                if version is not None:
+                    return False
+                version = value
+            elif name == b"sec-websocket-protocol":
+                subprotocols.extend(token.strip() for token in value.decode("latin-1").split(","))
+        if version != b"13" or key is None or not _is_handshake_key(key):
+            return False
+        self._accept_value = base64.b64encode(hashlib.sha1(key + _WEBSOCKET_GUID).digest())
+        # The handshake is ours: websockets' protocol only reads and writes frames from here on.
+        self.conn = ServerProtocol(max_size=self.config.ws_max_size, logger=self.conn.logger, state=OPEN)
+        raw_path, _, query_string = request.target.partition(b"?")
+        scope: Any = {  # as uvicorn's handle_connect builds it, plus the frame writer
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path.decode("ascii")),
+            "raw_path": self.root_path.encode("ascii") + raw_path,
+            "query_string": query_string,
+            "headers": request.headers,
+            "subprotocols": subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}, FRAMES_EXTENSION: FrameWriter(self)},
+        }
+        self.scope = scope
+        self.handshake_initiated = True
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+        if request.rest:
+            self.data_received(request.rest)
+        return True
 
     def handle_connect(self, event: Request) -> None:
         """Build the scope as uvicorn does, then add the frame writer to its extensions."""
@@ -130,8 +204,12 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][FRAMES_EXTENSION] = FrameWriter(self)
 
     async def send(self, message: Any) -> None:
-        """uvicorn's ``send``; once the handshake is answered its request and response are let go (~3 KiB)."""
+        """uvicorn's ``send``, except the accept of an ``open_parsed`` request; then the handshake objects go."""
+        if self._accept_value is not None and message["type"] == "websocket.accept" and not self.handshake_complete:
+            await self._accept_parsed(message)
+            return
         await super().send(message)
+        # After uvicorn's own handshake its request and response would stay for the socket's life (~3 KiB).
         if self.handshake_complete and getattr(self, "response", None) is not None:
             request: Request | None = getattr(self, "request", None)
             if request is not None:
@@ -140,3 +218,34 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
                 request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+
+    async def _accept_parsed(self, message: Any) -> None:
+        """Answer 101 with uvicorn's default headers (its ``date``) and the app's, as uvicorn's ``send`` does."""
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info(
+                '%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope)
+            )
+        assert self._accept_value is not None
+        response = [_SWITCHING_PROTOCOLS, self._accept_value, b"\r\n"]
+        for name, value in (*self.default_headers, *message.get("headers", ())):
+            response += [name, b": ", value, b"\r\n"]
+        subprotocol = message.get("subprotocol")
+        if subprotocol:
+            response += [b"Sec-WebSocket-Protocol: ", subprotocol.encode("latin-1"), b"\r\n"]
+        response.append(b"\r\n")
+        self._accept_value = None
+        if not self.transport.is_closing():
+            self.handshake_complete = True
+            self.transport.write(b"".join(response))
+            self.start_keepalive()
+
+
+def _is_handshake_key(key: bytes) -> bool:
+    """RFC 6455 4.2.1: the base64 encoding of 16 bytes (websockets' own check)."""
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except binascii.Error:
+        return False
