@@ -127,7 +127,7 @@ class RedisBroker(Broker):
         self._publish_script = self._client.register_script(PUBLISH_SCRIPT)
         self._read_script = self._client.register_script(READ_SCRIPT)
         offsets_client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, retry=retry)
-        self._offsets = OffsetReader(offsets_client, self._read_script, self._keys, self.history_ttl)
+        self._offsets = OffsetReader(offsets_client, self._keys, self.history_ttl)
         try:
             await self._pubsub.start()
         except BaseException:

@@ -1,10 +1,11 @@
-"""Current-offset reads of ``RedisBroker``, coalesced: concurrent reads share one pipelined round trip.
+"""Current-offset reads of ``RedisBroker``, coalesced: concurrent reads share one script call.
 
-Every subscribe reads its channel's current offset (the read script, which also starts an epoch for
-an empty channel). During a connect burst hundreds of them are in flight; sending them one command
-per pooled connection costs a pool checkout and a round trip each. Here the reads requested while
-a pipeline is in flight go out together in the next one. Each read is still the same atomic script
-call, so offsets stay exact: nothing is cached.
+Every subscribe reads its channel's current offset (starting an epoch for an empty channel). During
+a connect burst hundreds of them are in flight; sending them one command per pooled connection costs
+a pool checkout and a round trip each, and even a pipeline costs redis-py a packed command and a
+parsed reply per channel. Here the reads requested while a call is in flight go out together in the
+next one: ``OFFSETS_SCRIPT``, the read script's offset mode looped over the batch, atomic as a whole.
+Offsets stay exact: nothing is cached.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.errors import BrokerError, BrokerUnavailable
 from channels.offsets import Offset, new_epoch
+from channels.redis_scripts import OFFSETS_SCRIPT
 
 __all__ = ["OffsetReader"]
 
@@ -28,28 +30,25 @@ _MAX_BATCH = 500
 
 
 class OffsetReader:
-    """Runs the read script in ``offset`` mode for many channels per pipeline.
+    """Reads the current offsets of many channels per call of ``OFFSETS_SCRIPT``.
 
     Args:
-        client: A client of its own, without ``socket_timeout``: redis-py would arm a timer per reply
-            of a pipeline (~10% of a connect's CPU); one ``timeout`` bounds the whole round trip instead.
-        script: The registered read script (``redis_scripts.READ_SCRIPT``).
+        client: A client of its own, without ``socket_timeout``: one ``timeout`` bounds each call.
         keys: Channel -> its three history keys.
         history_ttl: Seconds a new epoch lives, passed to the script.
-        timeout: Seconds one pipeline may take.
+        timeout: Seconds one call may take.
     """
 
     def __init__(
         self,
         client: aioredis.Redis,
-        script: Any,
         keys: Callable[[str], list[str]],
         history_ttl: int,
         timeout: float = 5.0,
     ) -> None:
         self._client = client
         self._timeout = timeout
-        self._script = script
+        self._script = client.register_script(OFFSETS_SCRIPT)
         self._keys = keys
         self._history_ttl = history_ttl
         self._requests: list[tuple[str, asyncio.Future[Offset]]] = []
@@ -89,17 +88,13 @@ class OffsetReader:
             while self._requests:
                 batch, self._requests = self._requests[:_MAX_BATCH], self._requests[_MAX_BATCH:]
                 try:
-                    replies = await self._pipeline([channel for channel, _ in batch])
+                    offsets = await self._call([channel for channel, _ in batch])
                 except BrokerError as exc:
                     self._fail(batch, exc)
                     continue
-                for (_, future), reply in zip(batch, replies, strict=True):
-                    if future.done():  # the caller gave up (cancelled)
-                        continue
-                    if isinstance(reply, Exception):
-                        future.set_exception(BrokerError(f"Redis error: {reply}"))
-                    else:
-                        future.set_result(Offset(reply[0].decode(), int(reply[1])))
+                for (_, future), offset in zip(batch, offsets, strict=True):
+                    if not future.done():  # else the caller gave up (cancelled)
+                        future.set_result(offset)
                 batch = []
         except BaseException:
             self._fail(batch, BrokerUnavailable("offset read cancelled"))
@@ -107,23 +102,16 @@ class OffsetReader:
         finally:
             self._reader = None
 
-    async def _pipeline(self, channels: list[str]) -> list[Any]:
-        for attempt in range(2):
-            pipe = self._client.pipeline(transaction=False)
-            for channel in channels:
-                args = (new_epoch(), self._history_ttl, "offset", "", 0)
-                pipe.evalsha(self._script.sha, 3, *self._keys(channel), *args)
-            try:
-                # On timeout redis-py drops the connection it was reading (no stray replies later).
-                async with asyncio.timeout(self._timeout):
-                    replies: list[Any] = await pipe.execute(raise_on_error=False)
-                if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
-                    # Redis restarted or its script cache was flushed: load once and retry the batch.
-                    await self._client.script_load(self._script.script)
-                    continue
-            except _UNAVAILABLE as exc:
-                raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
-            except RedisError as exc:
-                raise BrokerError(f"Redis error: {exc}") from exc
-            return replies
-        raise BrokerError("Redis kept forgetting the read script")
+    async def _call(self, channels: list[str]) -> list[Offset]:
+        keys = [key for channel in channels for key in self._keys(channel)]
+        args: list[str | int] = [self._history_ttl, *(new_epoch() for _ in channels)]
+        try:
+            # On timeout redis-py drops the connection it was reading (no stray reply later).
+            async with asyncio.timeout(self._timeout):
+                # The Script object loads itself again after a NOSCRIPT (a restarted or flushed Redis).
+                reply: list[Any] = await self._script(keys=keys, args=args)
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
+        except RedisError as exc:
+            raise BrokerError(f"Redis error: {exc}") from exc
+        return [Offset(reply[i].decode(), int(reply[i + 1])) for i in range(0, len(reply), 2)]

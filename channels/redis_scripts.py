@@ -6,7 +6,7 @@ same way on every call inside Redis.
 
 from __future__ import annotations
 
-__all__ = ["PUBLISH_SCRIPT", "READ_SCRIPT"]
+__all__ = ["OFFSETS_SCRIPT", "PUBLISH_SCRIPT", "READ_SCRIPT"]
 
 # KEYS: epoch, seq, stream[, idempotency]
 # ARGV: pubsub channel, fresh epoch, envelope JSON, history size, history ttl, "1" = keep history, idempotency ttl
@@ -59,4 +59,23 @@ if ARGV[3] == 'offset' then return {epoch, seq} end
 local start = '-'
 if ARGV[4] == epoch then start = '(0-' .. ARGV[5] end
 return {epoch, seq, redis.call('XRANGE', KEYS[3], start, '+')}
+"""
+
+# READ_SCRIPT's "offset" mode for many channels in one call (a connect burst reads hundreds).
+# KEYS: epoch, seq, stream of each channel in turn
+# ARGV: history ttl, then one fresh epoch per channel
+# Returns {epoch1, seq1, epoch2, seq2, ...}
+OFFSETS_SCRIPT = """
+local out = {}
+for i = 1, #KEYS, 3 do
+  local epoch = ARGV[(i + 2) / 3 + 1]
+  if redis.call('SET', KEYS[i], epoch, 'NX', 'EX', ARGV[1]) then
+    redis.call('DEL', KEYS[i + 1], KEYS[i + 2])
+  else
+    epoch = redis.call('GET', KEYS[i])
+  end
+  out[#out + 1] = epoch
+  out[#out + 1] = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+end
+return out
 """
