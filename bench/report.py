@@ -84,8 +84,13 @@ def table(runs: list[RunResult], bursts: Burst) -> str:
     return "\n".join(lines)
 
 
-def bars(runs: list[RunResult], bursts: Burst) -> str:
-    """The issue's bars, each with the measured value and met / NOT met."""
+def bars(runs: list[RunResult], bursts: Burst, connect_medians: dict[int, float] | None = None) -> str:
+    """The issue's bars, each with the measured value and met / NOT met.
+
+    The connect bar uses the median over fresh servers (``connect_medians``, N -> connects/s) where
+    it was measured, else the relay run's single round.
+    """
+    medians = connect_medians or {}
     out: list[str] = []
 
     def bar(text: str, value: str, met: bool | None) -> None:
@@ -98,9 +103,10 @@ def bars(runs: list[RunResult], bursts: Burst) -> str:
         )
         return find("ours"), find("baseline")
 
-    for n in sorted({r.connections for r in runs}):
+    for n in sorted({r.connections for r in runs} | set(medians)):
         ours, base = pair(n)
-        for label, attr, need, unit in (("broadcast", "broadcast", 5, n), ("private", "private", 3, 1)):
+        fanout = (("broadcast", "broadcast", 5, n), ("private", "private", 3, 1)) if ours or base else ()
+        for label, attr, need, unit in fanout:
             text = f"{label} >= {need}x baseline (N={n:,})"
             if ours is None or base is None:
                 bar(text, "not run for both servers", None)
@@ -112,14 +118,22 @@ def bars(runs: list[RunResult], bursts: Burst) -> str:
                 continue
             ratio = o.rate / b.rate
             bar(text, f"{ratio:.2f}x", ratio >= need)
+        if n in medians:
+            rate = medians[n]
+            bar(f">= 2,500 connects/s (N={n:,}, median of fresh servers)", f"{_fmt(rate)}/s", rate >= 2500)
         if ours is not None:
             ref = ours.private_reference
             p99 = ref.p99_ms if ref is not None else None
             bar(f"private p99 < 5 ms at 1,000 msg/s (N={n:,})", f"{_fmt(p99, 2)} ms", None if p99 is None else p99 < 5)
             kib = ours.idle_kib_per_conn
             bar(f"< 20 KiB per idle connection (N={n:,})", f"{_fmt(kib, 1)} KiB", None if kib is None else kib < 20)
-            rate = ours.connects_per_s
-            bar(f">= 2,500 connects/s (N={n:,})", f"{_fmt(rate)}/s", None if rate is None else rate >= 2500)
+            if n not in medians:
+                rate = ours.connects_per_s
+                bar(
+                    f">= 2,500 connects/s (N={n:,}, one round)",
+                    f"{_fmt(rate)}/s",
+                    None if rate is None else rate >= 2500,
+                )
     ours_bursts = bursts.get("ours", {})
     lost = [s for s in ours_bursts.values() if s["lost"] or s["connected"] != s["clients"]]
     steps_lost = sum(
