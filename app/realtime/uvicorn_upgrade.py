@@ -26,12 +26,14 @@ from uvicorn.server import ServerState
 __all__ = ["UpgradeFirstProtocol", "UpgradeRequest", "websocket_upgrade"]
 
 _HEAD_END = b"\r\n\r\n"
-# RFC 9110/9112 grammar, as websockets' parser applies it: a head that passes these checks is one it
-# parses. One that does not goes to uvicorn's HTTP protocol, whose answer (400, 431, an upgrade after
-# all) is the one it always gave; websockets would only have dropped the connection without a word.
-_REQUEST_LINE = re.compile(rb"GET [\x21-\x7e]+ HTTP/1\.1")
-_FIELD_NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-_FIELD_VALUE = re.compile(rb"[\x09\x20-\x7e\x80-\xff]*")
+# RFC 9110/9112 grammar, as websockets' parser applies it: a head that matches is one it parses. One
+# that does not goes to uvicorn's HTTP protocol, whose answer (400, 431, an upgrade after all) is the
+# one it always gave; websockets would only have dropped the connection without a word. One regex
+# checks every line at once (C speed); names are tokens, values visible characters, spaces or tabs.
+_HEAD = re.compile(
+    rb"GET [\x21-\x7e]+ HTTP/1\.1"
+    rb"(?:\r\n[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[\x09\x20-\x7e\x80-\xff]*)*"
+)
 _MAX_LINE = 8190  # websockets reads lines of at most 8,192 bytes, CRLF included
 _MAX_FIELDS = 128
 
@@ -56,19 +58,17 @@ class UpgradeRequest:
 def websocket_upgrade(data: bytes) -> UpgradeRequest | None:
     """The request, when ``data`` starts with a whole, well-formed WebSocket upgrade head; else None."""
     end = data.find(_HEAD_END)
-    if end < 0:
+    if end < 0 or not _HEAD.fullmatch(data, 0, end):
         return None
     request_line, *lines = data[:end].split(b"\r\n")
-    if len(lines) > _MAX_FIELDS or len(request_line) > _MAX_LINE or not _REQUEST_LINE.fullmatch(request_line):
+    if len(lines) > _MAX_FIELDS or max(len(request_line), *map(len, lines)) > _MAX_LINE:
         return None
     headers: list[tuple[bytes, bytes]] = []
     upgrade = connection_upgrade = False
     for line in lines:
-        name, colon, value = line.partition(b":")
-        value = value.strip(b" \t")
-        if not colon or len(line) > _MAX_LINE or not _FIELD_NAME.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-            return None
+        name, _, value = line.partition(b":")
         name = name.lower()
+        value = value.strip(b" \t")
         headers.append((name, value))
         if name == b"upgrade":
             upgrade = value.lower() == b"websocket"
