@@ -124,6 +124,15 @@ async def _response_head(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
 
 
+async def _http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One whole HTTP response: its head and its body (by Content-Length)."""
+    head = await _response_head(reader)
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+    )
+    return head, await asyncio.wait_for(reader.readexactly(length), 5)
+
+
 async def _text_frame(reader: asyncio.StreamReader) -> str:
     """One unmasked server text frame (the server's messages are short: 7- or 16-bit lengths)."""
     first, second = await asyncio.wait_for(reader.readexactly(2), 5)
@@ -188,14 +197,8 @@ async def test_plain_http_keeps_alive_over_several_requests(server: str) -> None
     try:
         for _ in range(2):
             writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            head = await _response_head(reader)
-            assert head.startswith(b"HTTP/1.1 200 ")
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-            await reader.readexactly(length)
+            head, body = await _http_response(reader)
+            assert head.startswith(b"HTTP/1.1 200 ") and b'"ok"' in body
     finally:
         writer.close()
 
@@ -302,3 +305,82 @@ async def test_per_message_deflate_is_negotiated_on_uvicorns_path(
     ):
         assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
         assert '"op":"welcome"' in str(await asyncio.wait_for(ws.recv(), 5))
+
+
+# --- the request-head deadline and size limit (slow and hostile clients) ----------------------
+
+
+@pytest.fixture
+def short_head_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(UpgradeFirstProtocol, "HEAD_TIMEOUT_SECONDS", 0.3)
+    return 0.3
+
+
+async def _answer_then_eof(reader: asyncio.StreamReader) -> bytes:
+    return await asyncio.wait_for(reader.read(), 5)
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /ws HTT"], ids=["silent", "trickling"])
+async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
+    server: str, short_head_timeout: float, sent: bytes
+) -> None:
+    reader, writer = await _open(server)
+    try:
+        writer.write(sent)
+        answer = await _answer_then_eof(reader)  # read() returns once the server closed
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    finally:
+        writer.close()
+
+
+async def test_an_endless_head_gets_431(server: str) -> None:
+    reader, writer = await _open(server)
+    try:
+        writer.write(b"GET /ws HTTP/1.1\r\nX-Filler: " + b"a" * UpgradeFirstProtocol.MAX_HEAD_BYTES)
+        answer = await _answer_then_eof(reader)
+        assert answer.startswith(b"HTTP/1.1 431 ")
+    finally:
+        writer.close()
+
+
+async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
+    server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buffered until its blank line, then parsed like a head sent in one packet (the shortcut, not uvicorn's path)."""
+    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+
+    opened: list[bool] = []
+    open_parsed = FramedWebSocketProtocol.open_parsed
+
+    def recording(self: FramedWebSocketProtocol, request: object) -> bool:
+        opened.append(open_parsed(self, request))  # type: ignore[arg-type]
+        return opened[-1]
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "open_parsed", recording)
+    request = _upgrade(b"Authorization: Bearer " + token_for("u_trickle").encode())
+    reader, writer = await _open(server)
+    try:
+        for index in range(len(request)):
+            writer.write(request[index : index + 1])
+            await writer.drain()
+            if index % 50 == 0:
+                await asyncio.sleep(0.01)  # separate packets
+        assert (await _response_head(reader)).startswith(b"HTTP/1.1 101 ")
+        assert '"op":"welcome"' in await _text_frame(reader)
+        assert opened == [True]
+    finally:
+        writer.close()
+
+
+async def test_plain_http_is_not_held_by_the_deadline(server: str, short_head_timeout: float) -> None:
+    """The deadline covers the first head only: a keep-alive connection's later requests are uvicorn's."""
+    reader, writer = await _open(server)
+    try:
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await _http_response(reader))[0].startswith(b"HTTP/1.1 200 ")
+        await asyncio.sleep(short_head_timeout * 2)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        # uvicorn's keep-alive timeout is 5 s: the second request is still answered
+        assert (await _http_response(reader))[0].startswith(b"HTTP/1.1 200 ")
+    finally:
+        writer.close()

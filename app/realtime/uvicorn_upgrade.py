@@ -1,16 +1,16 @@
-"""uvicorn's HTTP protocol with a shortcut for WebSocket upgrades: the first bytes pick the protocol.
+"""uvicorn's HTTP protocol with a shortcut for WebSocket upgrades: the request head picks the protocol.
 
 uvicorn builds its full HTTP protocol for every socket, parses the upgrade request with httptools
 (a Python callback per header), re-serialises it and only then hands the socket to the WebSocket
 protocol, which parses it again. About a tenth of the CPU of a ``/ws`` connect went there.
 
-``UpgradeFirstProtocol`` waits for the first chunk of a connection. When it holds a whole request
-head that asks for a WebSocket upgrade (``Connection: upgrade``, ``Upgrade: websocket``, the test
-uvicorn applies), the socket goes straight to the configured WebSocket protocol: parsed, to a
-protocol that can take it so (``FramedWebSocketProtocol.open_parsed``), else as bytes, which it
-validates itself (websockets answers 400 to a bad key, as before). Anything else, including a head
-split over several packets, goes to uvicorn's own HTTP protocol unchanged, upgrades included.
-Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"``.
+``UpgradeFirstProtocol`` reads a connection's request head. When it is a well-formed WebSocket
+upgrade (``Connection: upgrade``, ``Upgrade: websocket``, the test uvicorn applies) the socket goes
+straight to the configured WebSocket protocol: parsed, to a protocol that can take it so
+(``FramedWebSocketProtocol.open_parsed``), else as bytes, which it validates itself (websockets
+answers 400 to a bad key, as before). Anything else goes to uvicorn's own HTTP protocol with the
+bytes received, so its answers are unchanged. A head that does not arrive within
+``HEAD_TIMEOUT_SECONDS`` gets 408. Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from uvicorn.server import ServerState
 __all__ = ["UpgradeFirstProtocol", "UpgradeRequest", "websocket_upgrade"]
 
 _HEAD_END = b"\r\n\r\n"
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 # RFC 9110/9112 grammar, as websockets' parser applies it: a head that matches is one it parses. One
 # that does not goes to uvicorn's HTTP protocol, whose answer (400, 431, an upgrade after all) is the
 # one it always gave; websockets would only have dropped the connection without a word. One regex
@@ -82,9 +84,18 @@ def websocket_upgrade(data: bytes) -> UpgradeRequest | None:
 
 
 class UpgradeFirstProtocol(asyncio.Protocol):
-    """Holds a new connection until its first bytes say which uvicorn protocol takes it over."""
+    """Holds a new connection until its request head says which uvicorn protocol takes it over.
 
-    __slots__ = ("_app_state", "_config", "_loop", "_server_state", "_transport")
+    The head is buffered until its blank line arrives, so a head split over packets is still
+    recognised. A connection that has not sent a whole head within ``HEAD_TIMEOUT_SECONDS`` is
+    answered 408 and closed, one whose head grows past ``MAX_HEAD_BYTES`` 431: uvicorn would hold a
+    silent or trickling socket (slowloris) for ever, and with it a file descriptor.
+    """
+
+    HEAD_TIMEOUT_SECONDS = 10.0
+    MAX_HEAD_BYTES = 65_536  # a head that is not over by then is refused with 431
+
+    __slots__ = ("_app_state", "_buffer", "_config", "_deadline", "_loop", "_server_state", "_transport")
 
     def __init__(
         self,
@@ -100,21 +111,40 @@ class UpgradeFirstProtocol(asyncio.Protocol):
         self._app_state = app_state
         self._loop = _loop
         self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
-        # Tracked like uvicorn's protocols, so a shutdown closes a socket that never sent a byte.
+        # Tracked like uvicorn's protocols, so a shutdown closes a socket that never sent a whole head.
         self._server_state.connections.add(self)  # type: ignore[arg-type]
+        loop = self._loop or asyncio.get_running_loop()
+        self._deadline = loop.call_later(self.HEAD_TIMEOUT_SECONDS, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server_state.connections.discard(self)
+        self._cancel_deadline()
 
     def shutdown(self) -> None:
-        """uvicorn's shutdown hook: nothing was received, so there is nothing to answer."""
+        """uvicorn's shutdown hook: no request was read, so there is nothing to answer."""
+        self._cancel_deadline()
         if self._transport is not None:
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        searched = max(len(self._buffer) - 3, 0)  # the blank line may straddle the previous chunk
+        buffer = self._buffer + data if self._buffer else data
+        if buffer.find(_HEAD_END, searched) < 0:
+            if len(buffer) >= self.MAX_HEAD_BYTES:
+                self._refuse(_HEAD_TOO_LARGE)
+            else:
+                self._buffer = buffer
+            return
+        self._buffer = b""
+        self._cancel_deadline()
+        self._hand_over(buffer)
+
+    def _hand_over(self, data: bytes) -> None:
         transport = self._transport
         assert transport is not None
         self._server_state.connections.discard(self)
@@ -129,3 +159,19 @@ class UpgradeFirstProtocol(asyncio.Protocol):
             protocol.data_received(data)
         elif not (hasattr(protocol, "open_parsed") and protocol.open_parsed(upgrade)):
             protocol.data_received(upgrade.serialize())
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        self._refuse(_REQUEST_TIMEOUT)
+
+    def _refuse(self, response: bytes) -> None:
+        self._cancel_deadline()
+        self._buffer = b""
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(response)
+            self._transport.close()
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
