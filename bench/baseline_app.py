@@ -1,8 +1,11 @@
 """The baseline: the same relay done the idiomatic Litestar way, with ``ChannelsPlugin`` on Redis pub/sub.
 
-``python -m bench.baseline_app`` serves it with uvicorn and the very options of ``python -m app serve``
-(``app.server.uvicorn_options``: websockets-sansio, per-message-deflate off, same frame limit and
-pings), from the same environment (PORT, REDIS_URL, REDIS_PREFIX, JWT_SECRET). ``/ws`` authenticates the
+``python -m bench.baseline_app`` serves it with uvicorn's stock protocols (its HTTP protocol and
+websockets-sansio: what a Litestar user runs) and otherwise the settings of ``python -m app serve``
+(``app.server.uvicorn_options``: per-message-deflate off, same frame limit and pings, log level),
+from the same environment (PORT, REDIS_URL, REDIS_PREFIX, JWT_SECRET). Our own protocol classes
+(``app/realtime/uvicorn_upgrade.py``, ``app/realtime/uvicorn_ws.py``) are part of what is measured,
+so the baseline does not get them. ``/ws`` authenticates the
 same bearer token with PyJWT after accept, sends ``welcome`` and a ``subscribed`` ack, and relays
 every payload of its user's channel as it comes (the producer's envelope, undecoded).
 
@@ -74,7 +77,8 @@ def main() -> None:
     from app.server import uvicorn_options
     from app.settings import load_settings
 
-    uvicorn.run("bench.baseline_app:create_app", factory=True, **uvicorn_options(load_settings()))
+    options = {**uvicorn_options(load_settings()), "http": "auto", "ws": "websockets-sansio"}
+    uvicorn.run("bench.baseline_app:create_app", factory=True, **options)
 
 
 if __name__ == "__main__":
