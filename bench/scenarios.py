@@ -220,6 +220,13 @@ async def _open(server: Server, pool: Pool, subs: list[str], concurrency: int) -
     return await open_clients(pool, "127.0.0.1", server.port, users, concurrency=concurrency)
 
 
+async def _warm_up(server: Server, pool: Pool, prefix: str, plan: Plan) -> None:
+    """20 sockets opened and closed, then the server idle again: the first connects of a process are dearer."""
+    warm, _ = await _open(server, pool, [f"{prefix}{i}" for i in range(20)], plan.concurrency)
+    await close_clients(warm)
+    await server.settle()
+
+
 async def relay_run(bench: BenchEnv, kind: ServerKind, n: int, plan: Plan, publisher: RawPublisher) -> RunResult:
     """Idle memory, connect rate, private ramp and broadcast ramp against one fresh server."""
     result = RunResult(kind, n)
@@ -227,9 +234,7 @@ async def relay_run(bench: BenchEnv, kind: ServerKind, n: int, plan: Plan, publi
     await server.start()
     pool = Pool()
     try:
-        warm, _ = await _open(server, pool, [f"u_warm{i}" for i in range(20)], plan.concurrency)
-        await close_clients(warm)
-        await server.settle()
+        await _warm_up(server, pool, "u_warm", plan)
         rss_before = rss_kib(server.pid)
         cpu_server, cpu_client = cpu_seconds(server.pid), cpu_seconds()
         clients, result.connect_seconds = await _open(server, pool, [f"u_{i}" for i in range(n)], plan.concurrency)
@@ -296,7 +301,8 @@ class ConnectResult:
 async def connect_runs(bench: BenchEnv, kind: ServerKind, n: int, plan: Plan, repeats: int) -> ConnectResult:
     """Connects/s (auth + welcome + subscribe ack, ``plan.concurrency`` in flight) on ``repeats`` fresh servers.
 
-    One round is noisy (a few percent, more on a shared machine); the median of several is the figure.
+    One round lasts well under a second and varies by 15% or more between runs of the same code; the
+    median of several is the figure.
     """
     result = ConnectResult(kind, n)
     for round_ in range(repeats):
@@ -304,9 +310,7 @@ async def connect_runs(bench: BenchEnv, kind: ServerKind, n: int, plan: Plan, re
         await server.start()
         pool = Pool()
         try:
-            warm, _ = await _open(server, pool, [f"w{round_}_{i}" for i in range(20)], plan.concurrency)
-            await close_clients(warm)
-            await server.settle()
+            await _warm_up(server, pool, f"w{round_}_", plan)
             cpu = cpu_seconds(server.pid)
             clients, seconds = await _open(server, pool, [f"c{round_}_{i}" for i in range(n)], plan.concurrency)
             cpu = cpu_seconds(server.pid) - cpu
