@@ -384,3 +384,15 @@ async def test_plain_http_is_not_held_by_the_deadline(server: str, short_head_ti
         assert (await _http_response(reader))[0].startswith(b"HTTP/1.1 200 ")
     finally:
         writer.close()
+
+
+async def test_pipelined_http_requests_are_all_answered(server: str) -> None:
+    """Bytes past the first head (a second request) reach uvicorn's HTTP protocol with it."""
+    reader, writer = await _open(server)
+    try:
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        for _ in range(2):
+            head, body = await _http_response(reader)
+            assert head.startswith(b"HTTP/1.1 200 ") and b'"ok"' in body
+    finally:
+        writer.close()
