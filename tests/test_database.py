@@ -1,0 +1,124 @@
+"""Database.write() on SQLite: writers of one process take turns instead of polling SQLite's busy lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+from litestar import Litestar
+
+import app.database
+from app.database import Database
+from app.settings import Settings
+from models.catalog import User
+
+
+@pytest.fixture
+async def sqlite_db(make_settings: Callable[..., Settings], sqlite_database: str) -> Database:
+    from app.main import create_app
+    from tests.asgi import lifespan_running
+
+    application: Litestar = create_app(make_settings(DATABASE_URL=sqlite_database))
+    async with lifespan_running(application):
+        database: Database = application.state.runtime.database
+        yield database  # type: ignore[misc]
+
+
+async def _insert_user(user_id: str) -> None:
+    now = time.time()
+    await User.raw(
+        "INSERT INTO users (id, role, name, email, created_at, updated_at) VALUES ({}, 'customer', NULL, NULL, {}, {})",
+        user_id,
+        now,
+        now,
+    )
+
+
+async def test_concurrent_writes_take_turns_and_all_commit(sqlite_db: Database) -> None:
+    """40 writers at once: one inside at a time, none refused, every row there."""
+    run = uuid.uuid4().hex[:8]
+    active = peak = 0
+
+    async def write(index: int) -> None:
+        nonlocal active, peak
+        async with sqlite_db.write():
+            active += 1
+            peak = max(peak, active)
+            await _insert_user(f"u_turns_{run}_{index}")
+            await asyncio.sleep(0)  # give the others every chance to barge in
+            active -= 1
+
+    await asyncio.gather(*(write(i) for i in range(40)))
+    assert peak == 1
+    rows = await User.count().where(User.id.like(f"u_turns_{run}_%"))
+    assert rows == 40
+
+
+async def test_a_write_inside_a_write_joins_it(sqlite_db: Database) -> None:
+    """No deadlock on the lock; the inner write commits or rolls back with the outer one."""
+    run = uuid.uuid4().hex[:8]
+    async with sqlite_db.write():
+        await _insert_user(f"u_outer_{run}")
+        async with sqlite_db.write():
+            await _insert_user(f"u_inner_{run}")
+    assert await User.count().where(User.id.like(f"u_%_{run}")) == 2
+
+    with pytest.raises(RuntimeError):
+        async with sqlite_db.write():
+            await _insert_user(f"u_outer2_{run}")
+            async with sqlite_db.write():
+                await _insert_user(f"u_inner2_{run}")
+            raise RuntimeError("roll back")
+    assert await User.count().where(User.id.like(f"u_%2_{run}")) == 0
+    async with sqlite_db.write():  # the lock was released on the way out
+        pass
+
+
+async def test_a_writer_that_waits_past_the_busy_timeout_fails_like_sqlite(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.database, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with sqlite_db.write():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        async with sqlite_db.write():
+            pass
+    release.set()
+    await holder
+    async with sqlite_db.write():  # free again
+        pass
+
+
+async def test_concurrent_notification_creates_on_sqlite_all_succeed(
+    make_settings: Callable[..., Settings], sqlite_database: str, settings_token: Callable[..., str]
+) -> None:
+    """Through the API: 60 creates at once, none refused by a locked database."""
+    from app.main import create_app
+    from tests.asgi import lifespan_running
+
+    application = create_app(make_settings(DATABASE_URL=sqlite_database))
+    user = f"u_burst_{uuid.uuid4().hex[:8]}"
+    async with (
+        lifespan_running(application),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://test") as client,
+    ):
+        headers = {"Authorization": f"Bearer {settings_token('svc', 'service')}"}
+        body = {"userId": user, "type": "ACCOUNT_UPDATED", "title": "t", "message": "m"}
+        await client.get("/me", headers={"Authorization": f"Bearer {settings_token(user, 'customer')}"})
+        responses = await asyncio.gather(
+            *(client.post("/notifications", json=body, headers=headers) for _ in range(60))
+        )
+        assert [r.status_code for r in responses] == [201] * 60
