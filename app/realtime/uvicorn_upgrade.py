@@ -10,7 +10,8 @@ straight to the configured WebSocket protocol: parsed, to a protocol that can ta
 (``FramedWebSocketProtocol.open_parsed``), else as bytes, which it validates itself (websockets
 answers 400 to a bad key, as before). Anything else goes to uvicorn's own HTTP protocol with the
 bytes received, so its answers are unchanged. A head that does not arrive within
-``HEAD_TIMEOUT_SECONDS`` gets 408. Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"``.
+``HEAD_TIMEOUT_SECONDS`` gets 408, one larger than ``MAX_HEAD_BYTES`` 431 (slow and hostile clients).
+Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"`` (``app/server.py``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class UpgradeFirstProtocol(asyncio.Protocol):
         self._app_state = app_state
         self._loop = _loop
         self._transport: asyncio.Transport | None = None
-        self._buffer = b""
+        self._buffer = bytearray()
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -132,17 +133,19 @@ class UpgradeFirstProtocol(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
-        searched = max(len(self._buffer) - 3, 0)  # the blank line may straddle the previous chunk
-        buffer = self._buffer + data if self._buffer else data
-        if buffer.find(_HEAD_END, searched) < 0:
-            if len(buffer) >= self.MAX_HEAD_BYTES:
-                self._refuse(_HEAD_TOO_LARGE)
-            else:
-                self._buffer = buffer
+        if not self._buffer and _HEAD_END in data:  # the usual case: the whole head in the first packet
+            self._cancel_deadline()
+            self._hand_over(data)
             return
-        self._buffer = b""
+        searched = max(len(self._buffer) - 3, 0)  # the blank line may straddle the previous chunk
+        self._buffer += data  # a bytearray: a head trickled byte by byte costs linear, not quadratic, copying
+        if self._buffer.find(_HEAD_END, searched) < 0:
+            if len(self._buffer) >= self.MAX_HEAD_BYTES:
+                self._refuse(_HEAD_TOO_LARGE)
+            return
+        head, self._buffer = bytes(self._buffer), bytearray()
         self._cancel_deadline()
-        self._hand_over(buffer)
+        self._hand_over(head)
 
     def _hand_over(self, data: bytes) -> None:
         transport = self._transport
@@ -166,7 +169,7 @@ class UpgradeFirstProtocol(asyncio.Protocol):
 
     def _refuse(self, response: bytes) -> None:
         self._cancel_deadline()
-        self._buffer = b""
+        self._buffer = bytearray()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(response)
             self._transport.close()
