@@ -7,6 +7,7 @@ relay's hot path pays nothing for them.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from channels import LatencyHistogram
 
 __all__ = ["HttpMetricsMiddleware", "Metrics"]
 
@@ -23,13 +26,17 @@ Sample = tuple[str, str, str, Callable[[], float]]  # kind, name, help, read
 
 
 class _LiveCollector(Collector):
-    def __init__(self, samples: list[Sample]) -> None:
+    def __init__(self, samples: list[Sample], histograms: list[tuple[str, str, LatencyHistogram]]) -> None:
         self._samples = samples
+        self._histograms = histograms
 
     def collect(self) -> Iterator[Any]:
         for kind, name, documentation, read in self._samples:
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, documentation, value=read())
+        for name, documentation, histogram in self._histograms:
+            buckets = [("+Inf" if bound == math.inf else repr(bound), count) for bound, count in histogram.cumulative()]
+            yield HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.total)
 
 
 class Metrics:
@@ -38,13 +45,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._live: list[Sample] = []
-        self.registry.register(_LiveCollector(self._live))
-        self.relay_latency = Histogram(
-            "push_relay_latency_seconds",
-            "Seconds from an event's publish time (its ts) to its write on a client connection.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-            registry=self.registry,
-        )
+        self._histograms: list[tuple[str, str, LatencyHistogram]] = []
+        self.registry.register(_LiveCollector(self._live, self._histograms))
         self.http_requests = Counter(
             "push_http_requests",
             "HTTP requests by route template, method and status.",
@@ -66,6 +68,10 @@ class Metrics:
     def gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Expose a current value read at scrape time."""
         self._live.append(("gauge", name, documentation, read))
+
+    def histogram(self, name: str, documentation: str, source: LatencyHistogram) -> None:
+        """Expose a histogram kept by the relay (``_bucket``, ``_sum`` and ``_count`` are appended)."""
+        self._histograms.append((name, documentation, source))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of everything registered."""

@@ -19,7 +19,7 @@ from channels.errors import (
 from channels.frames import FrameSink, text_frame
 from channels.hub import Hub, Subscription
 from channels.memory import MemoryBroker
-from channels.metrics import HubMetrics
+from channels.metrics import HubMetrics, LatencyHistogram
 from channels.offsets import ChannelName, Offset, parse_offset, validate_channel
 from channels.protocol import (
     ClientMessage,
@@ -60,6 +60,7 @@ __all__ = [
     "HubMetrics",
     "InvalidChannel",
     "InvalidOffset",
+    "LatencyHistogram",
     "MemoryBroker",
     "Offset",
     "Outgoing",

@@ -44,7 +44,7 @@ class Relay:
             if settings.redis_url
             else MemoryBroker(settings.history_size, settings.history_ttl)
         )
-        self.hub_metrics = HubMetrics(latency_observer=metrics.relay_latency.observe)
+        self.hub_metrics = HubMetrics()
         self.hub = Hub(self.broker, settings.ws_send_queue, self.hub_metrics)
         self.publisher = Publisher(self.broker)
         self.tickets: TicketStore = (
@@ -56,6 +56,11 @@ class Relay:
 
     def _register(self, metrics: Metrics) -> None:
         hub, stats = self.hub_metrics, self.broker.stats
+        metrics.histogram(
+            "push_relay_latency_seconds",
+            "Seconds from an event's publish time (its ts) to its write on a client connection.",
+            hub.latency,
+        )
         metrics.gauge("push_connections", "Open WebSocket and SSE connections.", lambda: self.connections)
         metrics.gauge(
             "push_subscriptions",
