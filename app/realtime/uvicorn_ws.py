@@ -146,7 +146,7 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
         """Start the ASGI app for a parsed upgrade request; False (nothing done) when uvicorn's path must take it.
 
         That is: a missing, repeated or malformed ``Sec-WebSocket-Key`` or ``Sec-WebSocket-Version``
-        other than 13 (websockets answers those with 400 or 426), and per-message deflate to negotiate.
+        other than 13 (websockets answers those with 400), and per-message deflate to negotiate.
         """
         if self.config.ws_per_message_deflate:
             return False
