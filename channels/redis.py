@@ -225,7 +225,7 @@ class RedisBroker(Broker):
 
     async def history(self, channel: str, after: Offset | None) -> History:
         """Read epoch, seq and the stream after ``after`` atomically (see ``History``)."""
-        args = [new_epoch(), self.history_ttl, "history", after.epoch if after else "", after.seq if after else 0]
+        args = [new_epoch(), self.history_ttl, after.epoch if after else "", after.seq if after else 0]
         epoch, seq, entries = await self._run_script(self._read_script, self._keys(channel), args)
         current = Offset(epoch.decode(), int(seq))
         events = [e for e in (self._decode(channel, fields[1]) for _, fields in entries) if e is not None]

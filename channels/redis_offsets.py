@@ -4,7 +4,7 @@ Every subscribe reads its channel's current offset (starting an epoch for an emp
 a connect burst hundreds of them are in flight; sending them one command per pooled connection costs
 a pool checkout and a round trip each, and even a pipeline costs redis-py a packed command and a
 parsed reply per channel. Here the reads requested while a call is in flight go out together in the
-next one: ``OFFSETS_SCRIPT``, the read script's offset mode looped over the batch, atomic as a whole.
+next one: ``OFFSETS_SCRIPT``, which reads (or starts) every epoch of the batch, atomic as a whole.
 Offsets stay exact: nothing is cached.
 """
 

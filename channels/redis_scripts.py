@@ -44,9 +44,9 @@ return {offset, 1}
 """
 
 # KEYS: epoch, seq, stream
-# ARGV: fresh epoch, history ttl, mode ("offset" or "history"), reader's epoch, reader's seq
-# Returns {epoch, seq} or {epoch, seq, entries}; entries are after the reader's seq when the reader's
-# epoch is the current one, else every entry held.
+# ARGV: fresh epoch, history ttl, reader's epoch, reader's seq
+# Returns {epoch, seq, entries}; entries are after the reader's seq when the reader's epoch is the
+# current one, else every entry held. (Current offsets alone: OFFSETS_SCRIPT, many channels per call.)
 READ_SCRIPT = """
 local epoch = ARGV[1]
 if redis.call('SET', KEYS[1], epoch, 'NX', 'EX', ARGV[2]) then
@@ -55,13 +55,13 @@ else
   epoch = redis.call('GET', KEYS[1])
 end
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-if ARGV[3] == 'offset' then return {epoch, seq} end
 local start = '-'
-if ARGV[4] == epoch then start = '(0-' .. ARGV[5] end
+if ARGV[3] == epoch then start = '(0-' .. ARGV[4] end
 return {epoch, seq, redis.call('XRANGE', KEYS[3], start, '+')}
 """
 
-# READ_SCRIPT's "offset" mode for many channels in one call (a connect burst reads hundreds).
+# The current offsets of many channels in one call (a connect burst reads hundreds), each epoch
+# created as READ_SCRIPT creates it.
 # KEYS: epoch, seq, stream of each channel in turn
 # ARGV: history ttl, then one fresh epoch per channel
 # Returns {epoch1, seq1, epoch2, seq2, ...}
