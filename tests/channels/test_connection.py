@@ -195,7 +195,7 @@ async def test_held_messages_leave_together_on_release(hub: Hub, broker: Broker)
         conn.hold()
         conn.enqueue(Outgoing(b'{"op":"welcome"}'))
         await hub.subscribe(conn, "order:held")  # awaits the broker: a flush would have run by now
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # and one more loop iteration, for the flusher's call_soon
         assert sink.frames == [], "nothing is written while held"
         conn.release()
         messages = await sink.wait_messages(2)
@@ -208,17 +208,19 @@ async def test_held_messages_leave_together_on_release(hub: Hub, broker: Broker)
 async def test_hold_applies_to_send_frame_transports_too() -> None:
     """Without a sink the writer task starts at release, not at the first enqueue."""
     sent: list[bytes] = []
+    written = asyncio.Event()
 
     async def send(frame: bytes) -> None:
         sent.append(frame)
+        written.set()
 
     conn = Connection(send, Recorder().close)
     conn.hold()
     conn.enqueue(Outgoing(b'{"n":1}'))
     conn.enqueue(Outgoing(b'{"n":2}'))
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one loop iteration: an unheld connection's writer task would have sent by now
     assert sent == []
     conn.release()
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(written.wait(), WAIT)
     assert sent == [b'{"n":1}\n{"n":2}']
     await conn.stop()
