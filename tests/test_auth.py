@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -17,12 +18,25 @@ from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
 from app.auth import TokenVerifier, mint_token, require_roles
-from app.errors import Unauthorized
+from app.errors import ConfigurationError, Unauthorized
+from app.jwt_hs256 import HS256Verifier
 from app.problems import EXCEPTION_HANDLERS
 from app.settings import Settings
 from models import User
 from models.enums import Role
 from tests.conftest import TEST_SECRET
+from tests.jwt_tokens import (
+    SECRET,
+    as_json,
+    b64,
+    claims,
+    outcome,
+    pyjwt_decode,
+    replace_segment,
+    rs256_key_confusion,
+    token,
+    unsigned,
+)
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
@@ -139,3 +153,78 @@ async def test_role_guard_answers_403_for_other_roles(make_settings: Callable[..
         assert response.status_code == status, role
         if status == 403:
             assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# --- through TokenVerifier: the client-facing reasons are unchanged -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda now: token(claims(now, exp=now - 60)), "token expired"),
+        (lambda now: token(claims(now, exp=...)), "token lacks the required claim 'exp'"),
+        (lambda now: token(claims(now, sub=...)), "token lacks the required claim 'sub'"),
+        (lambda now: token(claims(now, sub=42)), "token 'sub' must be a string user id"),
+        (lambda now: token(claims(now), {"alg": "HS512"}, digest=hashlib.sha512), "token algorithm not accepted"),
+        (lambda now: unsigned(claims(now), {"alg": "none"}), "token algorithm not accepted (expected HS256)"),
+        (rs256_key_confusion, "token algorithm not accepted (expected HS256)"),
+        (lambda now: token(claims(now), key=b"x" * 40), "invalid token"),
+        (lambda now: replace_segment(token(claims(now)), 1, b64(as_json(claims(now, role="admin")))), "invalid token"),
+        (lambda now: token(claims(now, aud="push")), "invalid token"),
+        (lambda now: token(claims(now, nbf=now + 60)), "invalid token"),
+        (lambda now: "not.a.token", "invalid token"),
+    ],
+    ids=[
+        "expired",
+        "missing-exp",
+        "missing-sub",
+        "numeric-sub",
+        "hs512",
+        "alg-none",
+        "rs256-confusion",
+        "wrong-secret",
+        "tampered",
+        "aud",
+        "immature",
+        "garbage",
+    ],
+)
+def test_token_verifier_reasons_are_unchanged(
+    make_settings: Callable[..., Settings], make: Callable[[int], str], reason: str
+) -> None:
+    """TokenVerifier on HS256 gives the Unauthorized reason it gave with PyJWT."""
+    verifier = TokenVerifier(make_settings())
+    jws = make(int(time.time()))
+    with pytest.raises(Unauthorized) as ours:
+        verifier.verify(jws)
+    assert ours.value.detail.startswith(reason)
+    # The same reason PyJWT's exception maps to: TokenVerifier's except clauses serve both paths.
+    with pytest.raises(jwt.InvalidTokenError) as theirs:
+        pyjwt_decode(jws)
+    assert type(theirs.value) is outcome(HS256Verifier(SECRET, leeway=5).decode, jws)[0]
+
+
+def test_token_verifier_accepts_and_remembers(make_settings: Callable[..., Settings]) -> None:
+    """A valid token yields the identity; the float exp is kept as the memo's expiry."""
+    verifier = TokenVerifier(make_settings())
+    now = int(time.time())
+    identity = verifier.verify(token(claims(now, exp=now + 600.5, name="Ada", email="ada@example.com")))
+    assert (identity.user_id, identity.role.value, identity.name, identity.email, identity.expires_at) == (
+        "u_1",
+        "customer",
+        "Ada",
+        "ada@example.com",
+        now + 600.5,
+    )
+
+
+def test_token_verifier_refuses_a_key_shaped_secret(make_settings: Callable[..., Settings]) -> None:
+    """A PEM public key as JWT_SECRET is refused once, at start-up, as PyJWT refused it per token."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = (
+        private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
+        TokenVerifier(make_settings(JWT_SECRET=pem))
