@@ -23,6 +23,7 @@ from app.migrations import apply_migrations
 from app.settings import Settings, load_settings
 from models.enums import Role
 from tests.asgi import lifespan_running
+from tests.live import serving
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789"
@@ -79,6 +80,19 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
     """Settings on the parametrized database, in-process broker."""
     return make_settings(DATABASE_URL=database_url)
+
+
+@pytest.fixture
+def sqlite_settings(make_settings: Callable[..., Settings], sqlite_database: str) -> Settings:
+    """Default settings on the suite's SQLite file, in-process broker."""
+    return make_settings(DATABASE_URL=sqlite_database)
+
+
+@pytest.fixture
+async def sqlite_server(sqlite_settings: Settings) -> AsyncIterator[str]:
+    """host:port of a real uvicorn server (``serve``'s options) running the app on ``sqlite_settings``."""
+    async with serving(create_app(sqlite_settings), sqlite_settings) as address:
+        yield address
 
 
 @pytest.fixture

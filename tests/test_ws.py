@@ -293,19 +293,6 @@ async def test_slow_consumer_is_closed_4008_while_healthy_one_gets_everything(
         assert runtime_of(app).relay.hub_metrics.slow_consumer_closes == 1
 
 
-def test_server_runs_the_framed_websocket_protocol(ws_settings: Settings) -> None:
-    """uvicorn is configured with the sans-I/O protocol subclass that offers pre-framed writes to /ws."""
-    from uvicorn.config import Config
-    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
-
-    config = Config("app.main:create_app", **{**uvicorn_options(ws_settings), "workers": 1})
-    config.load()
-    assert config.ws_protocol_class is FramedWebSocketProtocol
-    assert issubclass(FramedWebSocketProtocol, WebSocketsSansIOProtocol)
-
-
 async def test_plain_asgi_send_is_used_without_the_frame_extension(
     ws_app: Litestar, ws_settings: Settings, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
