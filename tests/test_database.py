@@ -6,27 +6,26 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from litestar import Litestar
 
 import app.database
 from app.database import Database
+from app.main import create_app
 from app.settings import Settings
 from models.catalog import User
+from tests.asgi import lifespan_running
 
 
 @pytest.fixture
-async def sqlite_db(make_settings: Callable[..., Settings], sqlite_database: str) -> Database:
-    from app.main import create_app
-    from tests.asgi import lifespan_running
-
-    application: Litestar = create_app(make_settings(DATABASE_URL=sqlite_database))
+async def sqlite_db(sqlite_settings: Settings) -> AsyncIterator[Database]:
+    """The started app's database on the suite's SQLite file."""
+    application = create_app(sqlite_settings)
     async with lifespan_running(application):
         database: Database = application.state.runtime.database
-        yield database  # type: ignore[misc]
+        yield database
 
 
 async def _insert_user(user_id: str) -> None:
@@ -102,23 +101,14 @@ async def test_a_writer_that_waits_past_the_busy_timeout_fails_like_sqlite(
         pass
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_concurrent_notification_creates_on_sqlite_all_succeed(
-    make_settings: Callable[..., Settings], sqlite_database: str, settings_token: Callable[..., str]
+    client: httpx.AsyncClient, settings_token: Callable[..., str]
 ) -> None:
     """Through the API: 60 creates at once, none refused by a locked database."""
-    from app.main import create_app
-    from tests.asgi import lifespan_running
-
-    application = create_app(make_settings(DATABASE_URL=sqlite_database))
     user = f"u_burst_{uuid.uuid4().hex[:8]}"
-    async with (
-        lifespan_running(application),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://test") as client,
-    ):
-        headers = {"Authorization": f"Bearer {settings_token('svc', 'service')}"}
-        body = {"userId": user, "type": "ACCOUNT_UPDATED", "title": "t", "message": "m"}
-        await client.get("/me", headers={"Authorization": f"Bearer {settings_token(user, 'customer')}"})
-        responses = await asyncio.gather(
-            *(client.post("/notifications", json=body, headers=headers) for _ in range(60))
-        )
-        assert [r.status_code for r in responses] == [201] * 60
+    headers = {"Authorization": f"Bearer {settings_token('svc', 'service')}"}
+    body = {"userId": user, "type": "ACCOUNT_UPDATED", "title": "t", "message": "m"}
+    await client.get("/me", headers={"Authorization": f"Bearer {settings_token(user, 'customer')}"})
+    responses = await asyncio.gather(*(client.post("/notifications", json=body, headers=headers) for _ in range(60)))
+    assert [r.status_code for r in responses] == [201] * 60
