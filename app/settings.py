@@ -69,6 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_per_message_deflate: bool = False
     history_size: int = 1000
     history_ttl: int = 86400
+    event_max_bytes: int = 65536
     rate_limit: RateLimit = RateLimit(requests=600, window_seconds=60)
     log_level: str = "INFO"
     generated_secrets: tuple[str, ...] = ()
@@ -183,6 +184,8 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
         generated = missing
     if len(jwt_secret.encode()) < 32:
         raise ConfigurationError("JWT_SECRET", "must be at least 32 bytes (HS256 needs a 256-bit key)")
+    if app_env == "production" and len(webhook_secret.encode()) < 32:
+        raise ConfigurationError("WEBHOOK_SECRET", "must be at least 32 bytes when APP_ENV=production")
 
     try:
         rate_limit = RateLimit.parse(env.get("RATE_LIMIT", "600/minute"))
@@ -227,6 +230,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
         ws_per_message_deflate=_bool(env, "WS_PER_MESSAGE_DEFLATE", False),
         history_size=_int(env, "HISTORY_SIZE", 1000, minimum=1),
         history_ttl=_int(env, "HISTORY_TTL", 86400, minimum=1),
+        event_max_bytes=_int(env, "EVENT_MAX_BYTES", 65536, minimum=1024, maximum=16 * 1024 * 1024),
         rate_limit=rate_limit,
         log_level=log_level,
         generated_secrets=tuple(generated),

@@ -57,6 +57,7 @@ def test_generated_secrets_are_shared_by_every_process(tmp_path: Path) -> None:
         ("JWT_PUBLIC_KEY", "not a pem"),
         ("JWT_SECRET", "short"),
         ("WS_PER_MESSAGE_DEFLATE", "maybe"),
+        ("EVENT_MAX_BYTES", "100"),
     ],
 )
 def test_bad_value_names_the_variable(tmp_path: Path, variable: str, value: str) -> None:
@@ -73,6 +74,15 @@ def test_production_refuses_generated_secrets(tmp_path: Path) -> None:
         load_settings({"APP_ENV": "production", "WEBHOOK_SECRET": "x" * 32}, secrets_file=tmp_path / "s.json")
     assert caught.value.variable == "JWT_SECRET"
     assert not (tmp_path / "s.json").exists()
+
+
+def test_production_refuses_a_short_webhook_secret(tmp_path: Path) -> None:
+    """APP_ENV=production applies JWT_SECRET's 32-byte minimum to WEBHOOK_SECRET too."""
+    env = {"APP_ENV": "production", "JWT_SECRET": "j" * 32, "WEBHOOK_SECRET": "x"}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env, secrets_file=tmp_path / "s.json")
+    assert caught.value.variable == "WEBHOOK_SECRET"
+    assert load_settings({**env, "WEBHOOK_SECRET": "w" * 32}, secrets_file=tmp_path / "s.json").is_production
 
 
 def test_several_workers_need_redis(tmp_path: Path) -> None:
