@@ -28,6 +28,7 @@ __all__ = ["Identity", "TokenVerifier", "bearer_token", "mint_token", "require_r
 
 _SUBJECT = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _LEEWAY_SECONDS = 5  # clock skew allowed on exp, nbf and iat
+_MAX_DISPLAY_CLAIM = 256
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -126,15 +127,29 @@ def _identity_from_claims(claims: dict[str, Any]) -> Identity:
         role = Role(str(claims.get("role")))
     except ValueError:
         raise Unauthorized("token 'role' must be customer, vendor, admin or service") from None
-    name = claims.get("name")
-    email = claims.get("email")
     return Identity(
         user_id=subject,
         role=role,
         expires_at=float(claims["exp"]),
-        name=name if isinstance(name, str) else None,
-        email=email if isinstance(email, str) else None,
+        name=_display_claim(claims, "name"),
+        email=_display_claim(claims, "email"),
     )
+
+
+def _display_claim(claims: dict[str, Any], claim: str) -> str | None:
+    """An optional text claim kept on the user row: one that cannot be stored makes the token bad input.
+
+    Raises:
+        Unauthorized: the claim holds U+0000 (PostgreSQL cannot store it) or is over 256 characters.
+    """
+    value = claims.get(claim)
+    if not isinstance(value, str):
+        return None
+    if "\x00" in value or len(value) > _MAX_DISPLAY_CLAIM:
+        raise Unauthorized(
+            f"token claim {claim!r} must be text of at most {_MAX_DISPLAY_CLAIM} characters, without NUL"
+        )
+    return value
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -9,6 +9,7 @@ Hierarchy:
   - :class:`BadRequest` (400), :class:`ValidationFailed` (422, with per-field errors)
   - :class:`Unauthorized` (401), :class:`Forbidden` (403), :class:`NotFound` (404)
   - :class:`Conflict` (409), :class:`InvalidTransition` (409, with the allowed next states)
+  - :class:`ContentTooLarge` (413)
   - :class:`RateLimited` (429, with ``Retry-After``)
   - :class:`ServiceUnavailable` (503)
 """
@@ -22,6 +23,7 @@ __all__ = [
     "BadRequest",
     "ConfigurationError",
     "Conflict",
+    "ContentTooLarge",
     "FieldError",
     "Forbidden",
     "InvalidTransition",
@@ -135,6 +137,14 @@ class InvalidTransition(Conflict):
 
     def extra(self) -> dict[str, object]:
         return {"allowed": self.allowed}
+
+
+class ContentTooLarge(AppError):
+    """The request body is over the limit (413)."""
+
+    status = 413
+    title = "Content Too Large"
+    slug = "content-too-large"
 
 
 class RateLimited(AppError):

@@ -23,17 +23,22 @@ from app.controllers.realtime import RealtimeController
 from app.controllers.tracking import TrackingController
 from app.controllers.webhooks import WebhooksController
 from app.metrics import HttpMetricsMiddleware
-from app.middleware import BearerAuthMiddleware, RateLimitMiddleware, RequestContextMiddleware
+from app.middleware import (
+    MAX_BODY_BYTES,
+    BearerAuthMiddleware,
+    InputLimitsMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
 from app.problems import EXCEPTION_HANDLERS
 from app.realtime.sse import sse_endpoint
 from app.realtime.ws import websocket_endpoint, websockets_first
+from app.request_body import CheckedRequest
 from app.request_context import stamp_request_id
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
 
 __all__ = ["create_app"]
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
         middleware=[
             RequestContextMiddleware,
+            InputLimitsMiddleware,
             DefineMiddleware(HttpMetricsMiddleware, metrics=runtime.metrics),
             DefineMiddleware(BearerAuthMiddleware, verifier=runtime.verifier, users=runtime.users),
             DefineMiddleware(RateLimitMiddleware, limiter=runtime.rate_limiter),
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=CheckedRequest,
         state=State({"runtime": runtime}),
         debug=False,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from piccolo.columns import (
     JSON,
+    BigInt,
     BigSerial,
     DoublePrecision,
     ForeignKey,
@@ -87,7 +88,7 @@ class Payment(Table, tablename="payments"):
     id = Varchar(length=40, primary_key=True)
     order = ForeignKey(references=Order, db_column_name="order_id", unique=True)
     status = Varchar(length=16)
-    amount_cents = Integer()
+    amount_cents = BigInt()
     currency = Varchar(length=3)
     reason = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
@@ -100,7 +101,7 @@ class Payout(Table, tablename="payouts"):
     id = Varchar(length=64, primary_key=True)
     vendor = ForeignKey(references=User, db_column_name="vendor_id")
     status = Varchar(length=16)
-    amount_cents = Integer()
+    amount_cents = BigInt()
     currency = Varchar(length=3)
     reason = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())

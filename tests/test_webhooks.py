@@ -68,7 +68,8 @@ async def test_concurrent_deliveries_take_effect_once(client: httpx.AsyncClient,
 
 
 async def test_unknown_type_is_ignored_and_unknown_order_retried(client: httpx.AsyncClient, auth: Headers) -> None:
-    """An unknown type is 200 IGNORED and recorded; an unknown order is 422 and not recorded, so a retry can apply."""
+    """An unknown type is 200 IGNORED and recorded; an unknown order is 422 and not recorded, so a retry can apply;
+    malformed data is 400 naming the field (a retry would not help)."""
     raw, headers = signed({"id": "evt_odd", "type": "payment.disputed", "data": {}})
     ignored = await client.post("/webhooks/payments", content=raw, headers=headers)
     assert ignored.json() == {"id": "evt_odd", "outcome": "IGNORED"}
@@ -79,7 +80,9 @@ async def test_unknown_type_is_ignored_and_unknown_order_retried(client: httpx.A
     assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "data.orderId"
     assert not await WebhookEvent.exists().where(WebhookEvent.id == "evt_ghost")
     raw, headers = signed({"id": "evt_bad", "type": "payment.failed", "data": {"orderId": "x", "currency": "usd"}})
-    assert (await client.post("/webhooks/payments", content=raw, headers=headers)).status_code == 422
+    malformed = await client.post("/webhooks/payments", content=raw, headers=headers)
+    assert malformed.status_code == 400 and malformed.json()["errors"][0]["field"] == "data.currency"
+    assert not await WebhookEvent.exists().where(WebhookEvent.id == "evt_bad")
 
 
 async def test_refunds_follow_the_table(client: httpx.AsyncClient, auth: Headers) -> None:

@@ -21,19 +21,33 @@ from models.enums import NotificationChannel, NotificationPriority, Notification
 __all__ = ["CreateNotification", "NotificationsController"]
 
 
+MAX_METADATA_BYTES = 16 * 1024
+
+
 class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
-    """Body of ``POST /notifications``."""
+    """Body of ``POST /notifications`` (SPEC bounds: title 1..200 characters, message 4,000, metadata 16 KiB)."""
 
     user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     type: NotificationType
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    message: Annotated[str, msgspec.Meta(max_length=4000)]
     priority: NotificationPriority = NotificationPriority.LOW
-    channels: Annotated[list[NotificationChannel], msgspec.Meta(min_length=1)] = msgspec.field(
-        default_factory=lambda: [NotificationChannel.IN_APP]
+    channels: Annotated[list[NotificationChannel], msgspec.Meta(min_length=1, max_length=len(NotificationChannel))] = (
+        msgspec.field(default_factory=lambda: [NotificationChannel.IN_APP])
     )
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        """What the types cannot say: channels are a set, metadata has a size, a schedule has a zone."""
+        errors: list[tuple[str, str]] = []
+        if len(set(self.channels)) != len(self.channels):
+            errors.append(("channels", "each channel at most once"))
+        if len(msgspec.json.encode(self.metadata)) > MAX_METADATA_BYTES:
+            errors.append(("metadata", f"at most {MAX_METADATA_BYTES} bytes of JSON"))
+        if self.scheduled_for is not None and self.scheduled_for.tzinfo is None:
+            errors.append(("scheduledFor", "needs a UTC offset, e.g. 2026-01-02T03:04:05Z"))
+        return errors
 
 
 class UnreadCount(msgspec.Struct, frozen=True):
@@ -116,15 +130,16 @@ class NotificationsController(Controller):
             str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)
         ] = None,
     ) -> Response[NotificationView]:
-        if data.scheduled_for is not None and data.scheduled_for.tzinfo is None:
-            raise ValidationFailed([("scheduledFor", "needs a UTC offset, e.g. 2026-01-02T03:04:05Z")], status=400)
+        problems = data.problems()
+        if problems:
+            raise ValidationFailed(problems, status=400)
         draft = NotificationDraft(
             user_id=data.user_id,
             type=data.type,
             title=data.title,
             message=data.message,
             priority=data.priority,
-            channels=tuple(dict.fromkeys(data.channels)),
+            channels=tuple(data.channels),
             metadata=data.metadata,
             scheduled_for=data.scheduled_for,
             idempotency_key=idempotency_key,

@@ -44,6 +44,8 @@ __all__ = [
 
 SHIPPING_CENTS = 499
 FREE_SHIPPING_FROM_CENTS = 5000
+MAX_ORDER_TOTAL_CENTS = 2**31 - 1
+"""Order amounts are 32-bit columns: an order above this total is refused (400) rather than overflowing."""
 
 _SELECT = "SELECT o.*, s.owner_id FROM orders o JOIN stores s ON s.id = o.store_id"
 
@@ -108,6 +110,8 @@ async def place_order(
     currency = currencies.pop()
     subtotal = sum(products[line.product_id]["price_cents"] * line.quantity for line in lines)
     shipping = shipping_for(subtotal)
+    if subtotal + shipping > MAX_ORDER_TOTAL_CENTS:
+        raise ValidationFailed([("items", f"the order total is over {MAX_ORDER_TOTAL_CENTS} minor units")], status=400)
     order_id = new_id("ord")
     async with writer.transaction() as changes:
         await Order.insert(

@@ -19,12 +19,14 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from app.database import UNIQUE_VIOLATIONS
-from app.errors import BadRequest, NotFound, Unauthorized, ValidationFailed
+from app.errors import NotFound, Unauthorized, ValidationFailed
 from app.ids import new_id
+from app.request_body import decode_checked
 from app.services import notification_catalog as catalog
 from app.services.order_workflow import Actor, allowed_next
 from app.services.order_writes import OrderWriter, change_status, lock_order
 from app.timefmt import rfc3339
+from app.validation import validation_failed
 from models.catalog import User
 from models.enums import OrderEventKind, OrderStatus, PaymentStatus, PayoutStatus, Role, WebhookOutcome
 from models.orders import Order, Payment, Payout, WebhookEvent
@@ -40,14 +42,17 @@ __all__ = [
 ]
 
 SIGNATURE_TOLERANCE_SECONDS = 300
+MAX_AMOUNT_CENTS = 2**53 - 1
+"""The largest amount a provider may report: integers beyond it lose precision in JavaScript clients."""
 _T = TypeVar("_T")
 
 PAYMENT_TYPES = {f"payment.{status.value.lower()}": status for status in PaymentStatus if status.value != "PENDING"}
 PAYOUT_TYPES = {f"payout.{status.value.lower()}": status for status in PayoutStatus}
 
 _Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
-_Amount = Annotated[int, msgspec.Meta(ge=0)]
+_Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_AMOUNT_CENTS)]
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_Reason = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 class Outcome(StrEnum):
@@ -61,14 +66,22 @@ class Outcome(StrEnum):
 class _Envelope(msgspec.Struct, frozen=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    data: msgspec.Raw = msgspec.Raw(b"null")
+    data: Any = None  # already checked for depth and NUL with the whole body
+
+
+def _data_of(envelope: _Envelope, struct: type[_T]) -> _T:
+    """The envelope's ``data`` as the struct of a known event type; errors are named ``data.<field>``."""
+    try:
+        return msgspec.convert(envelope.data, struct, strict=True)
+    except msgspec.ValidationError as exc:
+        raise validation_failed(exc, root="data", prefix="data") from None
 
 
 class _PaymentData(msgspec.Struct, frozen=True, rename="camel"):
     order_id: _Id
     amount_cents: _Amount
     currency: _Currency
-    reason: str | None = None
+    reason: _Reason | None = None
 
 
 class _PayoutData(msgspec.Struct, frozen=True, rename="camel"):
@@ -76,7 +89,7 @@ class _PayoutData(msgspec.Struct, frozen=True, rename="camel"):
     payout_id: _Id
     amount_cents: _Amount
     currency: _Currency
-    reason: str | None = None
+    reason: _Reason | None = None
 
 
 def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None) -> None:
@@ -117,13 +130,9 @@ async def _record(envelope: _Envelope, source: str, outcome: Outcome, now: datet
     )
 
 
-def _decode(body: bytes | msgspec.Raw, type_: type[_T], prefix: str) -> _T:
-    try:
-        return msgspec.json.decode(body, type=type_)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed([(prefix, str(exc))]) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from None
+def _decode(body: bytes, type_: type[_T]) -> _T:
+    """Malformed or out-of-range input is a 400 naming the field: the provider must not retry it."""
+    return decode_checked(body, type_)
 
 
 async def _already_seen(event_id: str) -> bool:
@@ -136,9 +145,9 @@ async def apply_payment_event(writer: OrderWriter, body: bytes) -> tuple[str, Ou
     Raises:
         ValidationFailed: (422) malformed data or an unknown order (nothing is recorded: the provider retries).
     """
-    envelope = _decode(body, _Envelope, "body")
+    envelope = _decode(body, _Envelope)
     status = PAYMENT_TYPES.get(envelope.type)
-    data = _decode(envelope.data, _PaymentData, "data") if status is not None else None
+    data = _data_of(envelope, _PaymentData) if status is not None else None
     outcome = Outcome.APPLIED if status is not None else Outcome.IGNORED
     try:
         async with writer.transaction() as changes:
@@ -201,9 +210,9 @@ async def apply_payout_event(writer: OrderWriter, body: bytes) -> tuple[str, Out
     Raises:
         ValidationFailed: (422) malformed data, an unknown vendor, or a payout id of another vendor.
     """
-    envelope = _decode(body, _Envelope, "body")
+    envelope = _decode(body, _Envelope)
     status = PAYOUT_TYPES.get(envelope.type)
-    data = _decode(envelope.data, _PayoutData, "data") if status is not None else None
+    data = _data_of(envelope, _PayoutData) if status is not None else None
     outcome = Outcome.APPLIED if status is not None else Outcome.IGNORED
     if data is not None:
         vendor = await User.select(User.role).where(User.id == data.vendor_id).first()
