@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import AppError
+from app.outages import UNAVAILABLE, OutageLog, is_outage
 from app.request_context import request_id_for
 
 __all__ = ["EXCEPTION_HANDLERS", "problem_body", "problem_response"]
@@ -81,11 +80,19 @@ def _http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return problem_response(exc.status_code, exc.detail, headers=headers)
 
 
+# For apps built without a Runtime (tests of the error handling alone).
+_fallback_outages = OutageLog({})
+
+
 def _dependency_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """The database or Redis is away: a 503 the client may retry, not a 500."""
-    logger.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+    """The database or Redis is away: a 503 the client may retry, not a 500, and no log line per request."""
+    if not is_outage(exc):
+        return _unexpected_error(request, exc)
+    runtime = request.app.state.get("runtime")
+    outages: OutageLog = runtime.outages if runtime is not None else _fallback_outages
+    dependency = outages.record(exc)
     return problem_response(
-        503, "a backing service is unavailable; retry shortly", slug="unavailable", headers={"Retry-After": "1"}
+        503, f"the {dependency} is unavailable; retry shortly", slug="unavailable", headers={"Retry-After": "1"}
     )
 
 
@@ -97,17 +104,8 @@ def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
-# What the drivers raise when their server is unreachable or went away mid-query.
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    ConnectionError,  # refused or reset: the server is down or went away
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    RedisConnectionError,
-    RedisTimeoutError,
-)
-
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    **dict.fromkeys(UNAVAILABLE, _dependency_unavailable),
+    **dict.fromkeys((*UNAVAILABLE, sqlite3.OperationalError), _dependency_unavailable),
     AppError: _app_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from app.auth import TokenVerifier
 from app.database import Database
 from app.metrics import Metrics
+from app.outages import OutageLog
 from app.pagination import CursorCodec
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from app.realtime.relay import Relay
@@ -48,20 +49,27 @@ class Runtime:
             else MemoryRateLimiter(settings.rate_limit)
         )
         self.metrics = Metrics()
+        probes: dict[str, Callable[[], Awaitable[object]]] = {"database": self.database.ping}
+        if self.redis is not None:
+            probes["redis"] = self.redis.ping
+        self.outages = OutageLog(probes)
         self.relay = Relay(settings, self.redis, self.metrics)
         self.cursors = CursorCodec(settings.jwt_secret)
         self.outbox = OutboxRelay(
-            self.database, self.relay.publisher, {"notification.unread_count": unread_count_event}
+            self.database,
+            self.relay.publisher,
+            {"notification.unread_count": unread_count_event},
+            outages=self.outages,
         )
         self.pings = PingRecorder(self.database, self.relay.publisher)
         self.http = httpx.AsyncClient()
         senders = self._senders()
         self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(NotificationChannel(c) for c in senders))
-        self.scheduler = ScheduledDelivery(self.database, self.outbox)
+        self.scheduler = ScheduledDelivery(self.database, self.outbox, outages=self.outages)
         self.insights_cache: InsightsCache = (
             RedisInsightsCache(self.redis, settings.redis_prefix) if self.redis is not None else MemoryInsightsCache()
         )
-        self.deliveries = DeliveryDispatcher(self.database, senders)
+        self.deliveries = DeliveryDispatcher(self.database, senders, outages=self.outages)
         self._register_metrics()
 
     def _register_metrics(self) -> None:
@@ -121,6 +129,7 @@ class Runtime:
             finally:
                 for task in reversed(background):
                     await task.stop()
+                await self.outages.stop()
                 await self.relay.stop()
                 await self.http.aclose()
         finally:

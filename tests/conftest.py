@@ -24,6 +24,7 @@ from app.settings import Settings, load_settings
 from models.enums import Role
 from tests.asgi import lifespan_running
 from tests.live import serving
+from tests.redis_servers import RedisServer, redis_server
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789"
@@ -149,3 +150,10 @@ def auth(token_for: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token_for(user_id, role)}"}
 
     return headers
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis server of this test's own, which it may kill, pause and restart (never the shared one)."""
+    with redis_server() as server:
+        yield server

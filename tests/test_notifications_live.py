@@ -4,7 +4,6 @@ when Redis goes away between the commit and the publish; scheduled ones are deli
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +17,9 @@ from app.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.live import receive_json, serving
 from tests.processes import server_process
+from tests.redis_servers import RedisServer
 from tests.services import REDIS_URL
-from tests.test_relay_redis import REDIS_START, _wait_ready
+from tests.test_relay_redis import _wait_ready
 
 Headers = Callable[..., dict[str, str]]
 
@@ -73,21 +73,21 @@ async def test_two_tabs_stay_in_step(
 
 
 async def test_notification_committed_while_redis_is_down_arrives_once(
-    make_settings: Callable[..., Settings], sqlite_database: str, auth: Headers
+    make_settings: Callable[..., Settings], sqlite_database: str, own_redis: RedisServer, auth: Headers
 ) -> None:
     """Redis killed, a notification committed, Redis restarted: the client receives it exactly once."""
-    settings = make_settings(DATABASE_URL=sqlite_database, REDIS_URL=REDIS_URL, REDIS_PREFIX="push_test_outbox")
+    settings = make_settings(DATABASE_URL=sqlite_database, REDIS_URL=own_redis.url)
     app = create_app(settings)
     runtime: Runtime = app.state.runtime
     async with serving(app, settings) as address, httpx.AsyncClient(base_url=f"http://{address}") as http:
         headers = auth("u_outage")
         assert (await http.get("/me", headers=headers)).status_code == 200
-        await asyncio.to_thread(subprocess.run, ["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False)
+        own_redis.kill()
         await _wait_ready(address, ready=False)
         body = {"userId": "u_outage", "type": "ACCOUNT_UPDATED", "title": "during", "message": "outage"}
         created = await http.post("/notifications", json=body, headers=auth("svc", "service"))
         assert created.status_code == 201  # the database took it; the outbox holds the event
-        await asyncio.to_thread(subprocess.run, REDIS_START, check=True)
+        await asyncio.to_thread(own_redis.start)
         await _wait_ready(address, ready=True)
         async with connect(f"ws://{address}/ws", additional_headers=headers) as ws:
             await _join(ws)

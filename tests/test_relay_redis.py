@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,18 +19,8 @@ from channels import Publisher, RedisBroker
 from tests.conftest import TEST_SECRET
 from tests.live import receive_json, receive_messages, serving
 from tests.processes import server_process
+from tests.redis_servers import RedisServer
 from tests.services import REDIS_URL, reachable, unavailable, unique_name
-
-REDIS_START = [
-    "redis-server",
-    "--daemonize", "yes",
-    "--bind", "127.0.0.1", "-::1",
-    "--port", "6379",
-    "--save", "",
-    "--appendonly", "no",
-    "--dir", "/var/lib/redis",
-    "--logfile", "/var/log/redis/ci.log",
-]  # fmt: skip
 
 
 @pytest.fixture
@@ -128,20 +117,24 @@ async def _wait_ready(address: str, ready: bool, within: float = 30.0) -> None:
 
 
 async def test_redis_restart_mid_stream_loses_nothing_after_recovery(
-    redis_app: tuple[Litestar, str], token_for: Callable[..., str]
+    make_settings: Callable[..., Settings], sqlite_database: str, own_redis: RedisServer, token_for: Callable[..., str]
 ) -> None:
     """Kill Redis under a live client and start it again: the server recovers by itself, /ready follows, and the
     client gets a new epoch (recovered: false) then every event published after Redis came back."""
-    app, address = redis_app
+    settings = make_settings(DATABASE_URL=sqlite_database, REDIS_URL=own_redis.url)
+    app = create_app(settings)
     runtime: Runtime = app.state.runtime
-    async with connect(f"ws://{address}/ws", additional_headers=bearer(token_for("u_restart"))) as ws:
+    async with (
+        serving(app, settings) as address,
+        connect(f"ws://{address}/ws", additional_headers=bearer(token_for("u_restart"))) as ws,
+    ):
         before = await _join(ws, "u_restart")
         await runtime.relay.publisher.publish("user:u_restart", "notification.created", {"n": "before"})
         assert (await receive_json(ws))["data"] == {"n": "before"}
 
-        await asyncio.to_thread(subprocess.run, ["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False)
+        own_redis.kill()
         await _wait_ready(address, ready=False)
-        await asyncio.to_thread(subprocess.run, REDIS_START, check=True)
+        await asyncio.to_thread(own_redis.start)
         await _wait_ready(address, ready=True)
 
         after = [
@@ -153,6 +146,6 @@ async def test_redis_restart_mid_stream_loses_nothing_after_recovery(
         events = await receive_messages(ws, 10, within=15)
         assert [e["data"] for e in events] == [{"n": n} for n in range(10)]
         assert [e["offset"] for e in events] == [str(offset) for offset in after]
-    async with httpx.AsyncClient() as http:
-        metrics = (await http.get(f"http://{address}/metrics")).text
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://{address}/metrics")).text
     assert "push_pubsub_reconnects_total 0.0" not in metrics

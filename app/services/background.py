@@ -13,6 +13,8 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
+from app.outages import OutageLog, is_outage
+
 __all__ = ["BackgroundLoop"]
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,9 @@ class BackgroundLoop:
         name: for the task and the logs.
         step: one unit of work; answers True when it should run again at once (more work waiting).
         interval: seconds between steps when idle.
-        expected: exceptions logged as a warning (a dependency away) rather than with a stack trace.
+        expected: exceptions logged as a warning rather than with a stack trace.
+        outages: where a failure caused by an unavailable database or Redis is counted instead of
+            logged on every retry (``OutageLog`` logs the outage's start and end).
     """
 
     def __init__(
@@ -34,8 +38,10 @@ class BackgroundLoop:
         step: Callable[[], Awaitable[bool]],
         interval: float,
         expected: tuple[type[Exception], ...] = (),
+        outages: OutageLog | None = None,
     ) -> None:
         self.name = name
+        self.outages = outages
         self.step = step
         self.interval = interval
         self.expected = expected
@@ -81,7 +87,9 @@ class BackgroundLoop:
                 backoff = self.interval
             except Exception as exc:
                 self.failures += 1
-                if isinstance(exc, self.expected):
+                if self.outages is not None and is_outage(exc):
+                    self.outages.record(exc)
+                elif isinstance(exc, self.expected):
                     logger.warning("%s: will retry: %s", self.name, exc)
                 else:
                     logger.exception("%s failed; will retry", self.name)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.database import Database
+from app.outages import OutageLog
 from app.services.background import BackgroundLoop
 from app.services.senders import DeliveryFailed, Recipient, Sender
 from app.timefmt import utc_now
@@ -52,6 +53,7 @@ class DeliveryDispatcher:
         interval: float = 1.0,
         batch_size: int = 20,
         base_delay: float = 2.0,
+        outages: OutageLog | None = None,
     ) -> None:
         self.database = database
         self.senders = dict(senders)
@@ -60,7 +62,7 @@ class DeliveryDispatcher:
         self.base_delay = base_delay
         self.sent = 0
         self.failed_attempts = 0
-        self._loop = BackgroundLoop("notification-deliveries", self._step, interval)
+        self._loop = BackgroundLoop("notification-deliveries", self._step, interval, outages=outages)
 
     def wake(self) -> None:
         """Look for due deliveries now."""

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from app.database import Database
+from app.outages import OutageLog
 from app.services.background import BackgroundLoop
 from app.timefmt import utc_now
 from channels import BrokerError, Publisher
@@ -69,6 +70,7 @@ class OutboxRelay:
         sweep_interval: float = 1.0,
         batch_size: int = 200,
         retention: timedelta = timedelta(days=1),
+        outages: OutageLog | None = None,
     ) -> None:
         self.database = database
         self.publisher = publisher
@@ -78,7 +80,9 @@ class OutboxRelay:
         self.retention = retention
         self.published = 0
         self.oldest_unsent_at: float | None = None
-        self._loop = BackgroundLoop("outbox-relay", self._step, sweep_interval, expected=(BrokerError,))
+        self._loop = BackgroundLoop(
+            "outbox-relay", self._step, sweep_interval, expected=(BrokerError,), outages=outages
+        )
         self._last_prune = 0.0
 
     def wake(self) -> None:

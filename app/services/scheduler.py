@@ -14,6 +14,7 @@ import socket
 from typing import Any
 
 from app.database import Database
+from app.outages import OutageLog
 from app.services.background import BackgroundLoop
 from app.services.notification_json import notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
@@ -33,7 +34,15 @@ _DUE = (
 class ScheduledDelivery:
     """Delivers due scheduled notifications, polling once a second."""
 
-    def __init__(self, database: Database, relay: OutboxRelay, *, interval: float = 1.0, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        database: Database,
+        relay: OutboxRelay,
+        *,
+        interval: float = 1.0,
+        batch_size: int = 100,
+        outages: OutageLog | None = None,
+    ) -> None:
         self.database = database
         self.relay = relay
         self.interval = interval
@@ -41,7 +50,7 @@ class ScheduledDelivery:
         self.process_name = f"{socket.gethostname()}:{os.getpid()}"[:64]
         self.delivered = 0
         self._sql = _DUE % ("" if database.is_sqlite else " FOR UPDATE SKIP LOCKED")
-        self._loop = BackgroundLoop("scheduled-notifications", self._step, interval)
+        self._loop = BackgroundLoop("scheduled-notifications", self._step, interval, outages=outages)
 
     async def start(self) -> None:
         """Start polling for due notifications."""
