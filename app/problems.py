@@ -15,7 +15,7 @@ from app.errors import AppError
 from app.outages import UNAVAILABLE, OutageLog, is_outage
 from app.request_context import request_id_for
 
-__all__ = ["EXCEPTION_HANDLERS", "problem_body", "problem_response"]
+__all__ = ["EXCEPTION_HANDLERS", "problem_body", "problem_response", "raw_problem_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +26,14 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Validation Failed",
     426: "Upgrade Required",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -51,6 +53,18 @@ def _problem(status: int, detail: str, slug: str | None, extra: dict[str, Any]) 
 def problem_body(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> bytes:
     """The encoded problem document, for raw ASGI handlers (SSE refusals)."""
     return msgspec.json.encode(_problem(status, detail, slug, extra))
+
+
+def raw_problem_response(status: int, detail: str, request_id: str) -> bytes:
+    """A whole HTTP/1.1 problem+json response that closes the connection, for answers given before
+    any ASGI app runs (a request head that is malformed, too large or too slow)."""
+    body = problem_body(status, detail)
+    head = (
+        f"HTTP/1.1 {status} {_TITLES.get(status, 'Error')}\r\n"
+        f"content-type: {PROBLEM_JSON}\r\ncontent-length: {len(body)}\r\n"
+        f"x-request-id: {request_id}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 def problem_response(

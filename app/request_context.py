@@ -8,7 +8,7 @@ import re
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["current_request_id", "request_id_for", "stamp_request_id"]
+__all__ = ["current_request_id", "new_request_id", "request_id_for", "stamp_request_id"]
 
 _WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
 _current: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -18,7 +18,10 @@ _PROCESS_PREFIX = os.urandom(10).hex()
 _counter = itertools.count(1)
 
 
-def _new_request_id() -> str:
+def new_request_id(incoming: bytes | None = None) -> str:
+    """``incoming`` when it is a well-formed request id, else a new one unique across processes."""
+    if incoming and _WELL_FORMED.match(incoming):
+        return incoming.decode()
     return f"{_PROCESS_PREFIX}{next(_counter):012x}"
 
 
@@ -33,7 +36,7 @@ def request_id_for(scope: Any) -> str:
     request_id: str | None = state.get("request_id")
     if request_id is None:
         incoming = next((value for name, value in scope.get("headers", ()) if name == b"x-request-id"), None)
-        request_id = incoming.decode() if incoming and _WELL_FORMED.match(incoming) else _new_request_id()
+        request_id = new_request_id(incoming)
         state["request_id"] = request_id
     _current.set(request_id)
     return request_id

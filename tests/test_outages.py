@@ -32,7 +32,9 @@ async def _until_ok(http: httpx.AsyncClient, path: str, headers: dict[str, str],
     """Poll until ``path`` answers 200 (the database is another process: no event to wait on)."""
 
     async def poll() -> None:
-        while (await http.get(path, headers=headers)).status_code != 200:
+        while True:
+            if (await http.get(path, headers=headers)).status_code == 200:
+                return
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(poll(), within)
@@ -90,8 +92,10 @@ async def test_database_outage_is_503_logged_once_then_recovers(
         assert (await create()).status_code == 201
         assert (await http.get("/ready")).status_code == 200
 
-        async def ended() -> None:
-            while not any("reachable again" in line for line in _outage_lines(caplog)):
+        async def ended() -> None:  # the probe runs every 0.5 s: poll its log line
+            while True:
+                if any("reachable again" in line for line in _outage_lines(caplog)):
+                    return
                 await asyncio.sleep(0.05)
 
         await asyncio.wait_for(ended(), 10)
@@ -118,7 +122,8 @@ async def test_terminated_database_connections_are_503_not_500(
             for _ in range(5):
                 requests = [http.post("/notifications", json=body, headers=service) for _ in range(20)]
                 terminate = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
                     database,
                 )
                 *responses, _ = await asyncio.gather(*requests, terminate)

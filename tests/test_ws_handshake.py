@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import Callable
 
+import msgspec
 import pytest
 import websockets
 
@@ -19,6 +20,7 @@ from app.settings import Settings
 from tests.live import serving
 from tests.rawsocket import (
     KEY,
+    http_response,
     masked_text_frame,
     open_socket,
     response_head,
@@ -125,3 +127,21 @@ async def test_per_message_deflate_is_negotiated_on_uvicorns_path(
     ):
         assert "permessage-deflate" in (ws.response.headers.get("Sec-WebSocket-Extensions") or "")
         assert '"op":"welcome"' in str(await asyncio.wait_for(ws.recv(), 5))
+
+
+async def test_refused_origin_is_problem_json_with_request_id(
+    make_settings: Callable[..., Settings], sqlite_database: str
+) -> None:
+    """The 403 for a refused Origin is problem+json and carries the client's X-Request-ID, like every response."""
+    settings = make_settings(DATABASE_URL=sqlite_database, ALLOWED_ORIGINS="https://shop.example.com")
+    async with serving(create_app(settings), settings) as address:
+        reader, writer = await open_socket(address)
+        try:
+            writer.write(upgrade_request(b"Origin: https://evil.example.com", b"X-Request-ID: origin-check-1234"))
+            head, body = await http_response(reader)
+            assert head.startswith(b"HTTP/1.1 403 ")
+            assert b"\r\ncontent-type: application/problem+json" in head.lower()
+            assert b"\r\nx-request-id: origin-check-1234\r\n" in head.lower()
+            assert msgspec.json.decode(body)["status"] == 403
+        finally:
+            writer.close()

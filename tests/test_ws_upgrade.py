@@ -126,12 +126,27 @@ async def test_upgrade_split_over_packets_still_upgrades(sqlite_server: str, tok
         writer.close()
 
 
-async def test_malformed_upgrade_gets_uvicorns_400_not_silence(sqlite_server: str) -> None:
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        upgrade_request(b"Bad Header Line", b"X-Request-ID: malformed-12345"),
+        b"GET /health HTTP/1.1\r\nX-Request-ID: malformed-12345\r\nBad Header Line\r\n\r\n",
+        b"GET /health HTTP/1.1 extra\r\nX-Request-ID: malformed-12345\r\n\r\n",
+        b"\x16\x03\x01 not http\r\nX-Request-ID: malformed-12345\r\n\r\n",
+    ],
+    ids=["upgrade", "plain", "request line", "tls"],
+)
+async def test_a_malformed_head_gets_a_problem_400_with_request_id(sqlite_server: str, request_head: bytes) -> None:
+    """A head that is not HTTP/1.x grammar is answered 400 problem+json with the request id, then closed."""
     reader, writer = await open_socket(sqlite_server)
     try:
-        writer.write(upgrade_request(b"Bad Header Line"))
-        head = await response_head(reader)
+        writer.write(request_head)
+        head, body = await http_response(reader)
         assert head.startswith(b"HTTP/1.1 400 ")
+        assert b"content-type: application/problem+json" in head
+        assert b"x-request-id: malformed-12345" in head
+        assert b'"status":400' in body
+        assert await asyncio.wait_for(reader.read(), 5) == b""
     finally:
         writer.close()
 
@@ -190,6 +205,7 @@ async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
         writer.write(sent)
         answer = await _answer_then_eof(reader)  # read() returns once the server closed
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert b"\r\nx-request-id: " in answer and b"application/problem+json" in answer
     finally:
         writer.close()
 
@@ -197,9 +213,13 @@ async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
 async def test_an_endless_head_gets_431(sqlite_server: str) -> None:
     reader, writer = await open_socket(sqlite_server)
     try:
-        writer.write(b"GET /ws HTTP/1.1\r\nX-Filler: " + b"a" * UpgradeFirstProtocol.MAX_HEAD_BYTES)
+        writer.write(
+            b"GET /ws HTTP/1.1\r\nX-Request-ID: endless-12345\r\nX-Filler: "
+            + b"a" * UpgradeFirstProtocol.MAX_HEAD_BYTES
+        )
         answer = await _answer_then_eof(reader)
         assert answer.startswith(b"HTTP/1.1 431 ")
+        assert b"\r\nx-request-id: endless-12345\r\n" in answer and b"application/problem+json" in answer
     finally:
         writer.close()
 

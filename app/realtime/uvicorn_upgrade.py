@@ -24,11 +24,12 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.server import ServerState
 
+from app.problems import raw_problem_response
+from app.request_context import new_request_id
+
 __all__ = ["UpgradeFirstProtocol", "UpgradeRequest", "websocket_upgrade"]
 
 _HEAD_END = b"\r\n\r\n"
-_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 # RFC 9110/9112 grammar, as websockets' parser applies it: a head that matches is one it parses. One
 # that does not goes to uvicorn's HTTP protocol, whose answer (400, 431, an upgrade after all) is the
 # one it always gave; websockets would only have dropped the connection without a word. One regex
@@ -37,6 +38,13 @@ _HEAD = re.compile(
     rb"GET [\x21-\x7e]+ HTTP/1\.1"
     rb"(?:\r\n[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[\x09\x20-\x7e\x80-\xff]*)*"
 )
+# Any HTTP/1.x request head (RFC 9112: method, target, version; field lines). One that does not match
+# is answered 400 here, as problem+json with a request id, rather than by uvicorn's plain-text 400.
+_ANY_HEAD = re.compile(
+    rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+ [\x21-\x7e]+ HTTP/1\.[01]"
+    rb"(?:\r\n[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[\x09\x20-\x7e\x80-\xff]*)*"
+)
+_REQUEST_ID = re.compile(rb"\r\nx-request-id:[ \t]*([^\r]*?)[ \t]*\r\n", re.IGNORECASE)
 _MAX_LINE = 8190  # websockets reads lines of at most 8,192 bytes, CRLF included
 _MAX_FIELDS = 128
 
@@ -141,7 +149,7 @@ class UpgradeFirstProtocol(asyncio.Protocol):
         self._buffer += data  # a bytearray: a head trickled byte by byte costs linear, not quadratic, copying
         if self._buffer.find(_HEAD_END, searched) < 0:
             if len(self._buffer) >= self.MAX_HEAD_BYTES:
-                self._refuse(_HEAD_TOO_LARGE)
+                self._refuse(431, f"the request head is over {self.MAX_HEAD_BYTES} bytes", bytes(self._buffer))
             return
         head, self._buffer = bytes(self._buffer), bytearray()
         self._cancel_deadline()
@@ -151,6 +159,10 @@ class UpgradeFirstProtocol(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         self._server_state.connections.discard(self)
+        end = data.find(_HEAD_END)
+        if not _ANY_HEAD.fullmatch(data, 0, end):
+            self._refuse(400, "malformed HTTP request head", data[: end + 2])
+            return
         upgrade = websocket_upgrade(data) if self._config.ws_protocol_class is not None else None
         protocol_class: Any = AutoHTTPProtocol if upgrade is None else self._config.ws_protocol_class
         protocol = protocol_class(
@@ -165,13 +177,18 @@ class UpgradeFirstProtocol(asyncio.Protocol):
 
     def _head_timed_out(self) -> None:
         self._deadline = None
-        self._refuse(_REQUEST_TIMEOUT)
+        self._refuse(
+            408, f"the request head did not arrive within {self.HEAD_TIMEOUT_SECONDS:g} s", bytes(self._buffer)
+        )
 
-    def _refuse(self, response: bytes) -> None:
+    def _refuse(self, status: int, detail: str, head: bytes) -> None:
+        """Answer problem+json (with the client's well-formed X-Request-ID, else a new one) and close."""
         self._cancel_deadline()
         self._buffer = bytearray()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(response)
+            incoming = _REQUEST_ID.search(head)
+            request_id = new_request_id(incoming.group(1) if incoming else None)
+            self._transport.write(raw_problem_response(status, detail, request_id))
             self._transport.close()
 
     def _cancel_deadline(self) -> None:

@@ -148,7 +148,7 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
     if not origin_allowed(scope, runtime.settings.allowed_origins):
-        await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+        await _refuse_handshake(scope, send, 403, "origin not allowed")
         return
     try:
         identity = await authenticate(scope, runtime)
@@ -227,6 +227,22 @@ async def _send_text(send: Any, frame: bytes) -> None:
 
 async def _close(send: Any, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+async def _refuse_handshake(scope: Any, send: Any, status: int, detail: str) -> None:
+    """Refuse the upgrade with an HTTP problem+json response carrying the request id (ASGI's
+    ``websocket.http.response`` extension); servers without it can only close (their own 403)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": detail})
+        return
+    body = problem_body(status, detail)
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id_for(scope).encode()),
+    ]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _refuse_http(send: Any) -> None:
