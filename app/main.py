@@ -7,8 +7,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 
 from app.controllers.catalog import CatalogController
@@ -30,6 +28,7 @@ from app.middleware import (
     RateLimitMiddleware,
     RequestContextMiddleware,
 )
+from app.openapi import ProblemDocs, openapi_config
 from app.problems import EXCEPTION_HANDLERS
 from app.realtime.sse import sse_endpoint
 from app.realtime.ws import websocket_endpoint, websockets_first
@@ -85,12 +84,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[stamp_request_id],
         lifespan=[runtime.lifespan],
         cors_config=cors,
-        openapi_config=OpenAPIConfig(
-            title="Marketplace push server",
-            version="0.1.0",
-            path="/schema",
-            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
-        ),
+        openapi_config=openapi_config(version="0.1.0"),
+        plugins=[ProblemDocs()],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=CheckedRequest,
         state=State({"runtime": runtime}),

@@ -10,17 +10,30 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import msgspec
+from litestar.params import QueryParameter
 
 from app.errors import ValidationFailed
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "CursorCodec", "Page", "check_limit"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Cursor", "CursorCodec", "Limit", "Page", "check_limit"]
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 T = TypeVar("T")
+
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"items per page, 1..{MAX_LIMIT}")]
+"""The ``limit`` query parameter of every list (validated and documented by Litestar)."""
+
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        pattern="^[A-Za-z0-9_-]{16,1024}$",
+        description="opaque: the nextCursor of the previous page (signed; any other value is a 400)",
+    ),
+]
+"""The ``cursor`` query parameter of every list."""
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True, rename="camel"):

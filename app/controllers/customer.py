@@ -13,12 +13,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import QueryParameter
 
 from app.auth import Identity, require_roles
 from app.errors import Forbidden, NotFound, ValidationFailed
+from app.openapi import problems
 from app.runtime import Runtime
-from app.services.insights import DEFAULT_DAYS, CustomerInsightsService, check_days
+from app.services.insights import DEFAULT_DAYS, MAX_DAYS, CustomerInsightsService, check_days
 from app.services.insights_views import Analytics, Dashboard, Preferences
 from models import User
 from models.enums import Role
@@ -60,6 +61,7 @@ class CustomerController(Controller):
         "/dashboard",
         summary="Totals, last 12 months, favourite stores, recent activity, status breakdown",
         responses={200: ResponseSpec(Dashboard, description="The dashboard")},
+        opt=problems(403, 404),
     )
     async def dashboard(
         self,
@@ -75,12 +77,13 @@ class CustomerController(Controller):
         "/analytics",
         summary="Daily trends, weekday/hour spending patterns and category shares of the last N days",
         responses={200: ResponseSpec(Analytics, description="The analytics window")},
+        opt=problems(403, 404),
     )
     async def analytics(
         self,
         request: Request[Identity, Any, Any],
         runtime: NamedDependency[Runtime],
-        days: FromQuery[int] = DEFAULT_DAYS,
+        days: Annotated[int, QueryParameter(ge=1, le=MAX_DAYS, description=f"1..{MAX_DAYS}")] = DEFAULT_DAYS,
         customer_id: CustomerId = None,
     ) -> Response[bytes]:
         days = check_days(days)
@@ -92,6 +95,7 @@ class CustomerController(Controller):
         "/preferences",
         summary="Favourite products, preferred stores, spending pattern and loyalty insights",
         responses={200: ResponseSpec(Preferences, description="The preferences")},
+        opt=problems(403, 404),
     )
     async def preferences(
         self,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.runtime import Runtime
 
-__all__ = ["MetricsController"]
+__all__ = ["PROMETHEUS_TEXT", "MetricsController"]
+
+PROMETHEUS_TEXT = "text/plain; version=1.0.0"
 
 
 class MetricsController(Controller):
@@ -16,6 +17,7 @@ class MetricsController(Controller):
 
     tags = ("operations",)
 
-    @get("/metrics", summary="Prometheus metrics of this process")
+    @get("/metrics", summary="Prometheus metrics of this process", media_type=PROMETHEUS_TEXT)
     async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
-        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        # Litestar appends "; charset=utf-8" to text types, which gives prometheus_client's CONTENT_TYPE_LATEST.
+        return Response(runtime.metrics.render(), media_type=PROMETHEUS_TEXT)

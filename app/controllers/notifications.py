@@ -8,11 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from app.auth import Identity, require_roles
 from app.errors import ValidationFailed
-from app.pagination import DEFAULT_LIMIT, Page
+from app.openapi import problems
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.runtime import Runtime
 from app.services.notification_json import NotificationView
 from app.services.notifications import NotificationDraft, unread_count
@@ -32,9 +34,13 @@ class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     message: Annotated[str, msgspec.Meta(max_length=4000)]
     priority: NotificationPriority = NotificationPriority.LOW
-    channels: Annotated[list[NotificationChannel], msgspec.Meta(min_length=1, max_length=len(NotificationChannel))] = (
-        msgspec.field(default_factory=lambda: [NotificationChannel.IN_APP])
-    )
+    channels: Annotated[
+        list[NotificationChannel],
+        # "extra" is how Litestar takes schema keywords msgspec has no constraint for (uniqueItems).
+        msgspec.Meta(
+            min_length=1, max_length=len(NotificationChannel), extra_json_schema={"extra": {"unique_items": True}}
+        ),
+    ] = msgspec.field(default_factory=lambda: [NotificationChannel.IN_APP])
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
 
@@ -87,14 +93,18 @@ class NotificationsController(Controller):
         unread: FromQuery[bool | None] = None,
         type: FromQuery[NotificationType | None] = None,
         priority: FromQuery[NotificationPriority | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> Page[NotificationView]:
         return await runtime.inbox.list(
             request.user.user_id, unread=unread, type=type, priority=priority, cursor=cursor, limit=limit
         )
 
-    @get("/unread-count", summary="Exact unread count, with ETag / If-None-Match (304)")
+    @get(
+        "/unread-count",
+        summary="Exact unread count, with ETag / If-None-Match (304)",
+        responses={304: ResponseSpec(None, description="Not modified: the count is the one of the ETag sent")},
+    )
     async def unread_count(
         self,
         request: Request[Identity, Any, Any],
@@ -121,6 +131,8 @@ class NotificationsController(Controller):
         "/",
         guards=[require_roles(Role.ADMIN, Role.SERVICE)],
         summary="Create a notification for a user (admin, service); Idempotency-Key makes retries safe",
+        responses={200: ResponseSpec(NotificationView, description="A repeat of an Idempotency-Key: the first one")},
+        opt=problems(422),
     )
     async def create(
         self,

@@ -11,7 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app.auth import Identity, require_roles
-from app.pagination import DEFAULT_LIMIT, Page
+from app.openapi import problems
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.runtime import Runtime
 from app.services import orders
 from app.services.order_views import Address, OrderView
@@ -75,7 +76,12 @@ class OrdersController(Controller):
     path = "/orders"
     tags = ("orders",)
 
-    @post("/", guards=[require_roles(Role.CUSTOMER)], summary="Place an order (priced server-side)")
+    @post(
+        "/",
+        guards=[require_roles(Role.CUSTOMER)],
+        summary="Place an order (priced server-side)",
+        opt=problems(422),
+    )
     async def place(
         self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], data: JSONBody[PlaceOrder]
     ) -> OrderView:
@@ -88,6 +94,7 @@ class OrdersController(Controller):
         "/",
         guards=[require_roles(Role.CUSTOMER, Role.VENDOR, Role.ADMIN)],
         summary="Orders the caller may see, newest first",
+        opt=problems(404),
     )
     async def list_orders(
         self,
@@ -96,8 +103,8 @@ class OrdersController(Controller):
         status: FromQuery[OrderStatus | None] = None,
         store_id: Annotated[str | None, QueryParameter(name="storeId")] = None,
         customer_id: Annotated[str | None, QueryParameter(name="customerId")] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
     ) -> Page[OrderView]:
         return await orders.list_orders(
             request.user,
@@ -117,7 +124,12 @@ class OrdersController(Controller):
     async def get_order(self, request: Request[Identity, Any, Any], order_id: FromPath[str]) -> OrderView:
         return await orders.get_order(request.user, order_id)
 
-    @patch("/{order_id:str}/status", guards=[_STAFF], summary="Move an order (409 with the allowed next states)")
+    @patch(
+        "/{order_id:str}/status",
+        guards=[_STAFF],
+        summary="Move an order (409 with the allowed next states)",
+        opt=problems(409),
+    )
     async def set_status(
         self,
         request: Request[Identity, Any, Any],
@@ -132,13 +144,20 @@ class OrdersController(Controller):
         guards=[require_roles(Role.CUSTOMER)],
         status_code=200,
         summary="Cancel one's order while not yet shipped",
+        opt=problems(409),
     )
     async def cancel(
         self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], order_id: FromPath[str]
     ) -> OrderView:
         return await orders.cancel_order(order_writer(runtime), request.user, order_id)
 
-    @post("/{order_id:str}/tracking", guards=[_STAFF], status_code=200, summary="A courier's location ping")
+    @post(
+        "/{order_id:str}/tracking",
+        guards=[_STAFF],
+        status_code=200,
+        summary="A courier's location ping",
+        opt=problems(422),
+    )
     async def track(
         self,
         request: Request[Identity, Any, Any],

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter
 
 from app.controllers.orders import order_writer
+from app.openapi import problems
 from app.runtime import Runtime
 from app.services.order_writes import OrderWriter
 from app.services.webhooks import Outcome, apply_payment_event, apply_payout_event, verify_signature
@@ -46,13 +47,13 @@ class WebhooksController(Controller):
     path = "/webhooks"
     tags = ("webhooks",)
 
-    @post("/payments", status_code=200, summary="payment.processing|succeeded|failed|refunded")
+    @post("/payments", status_code=200, summary="payment.processing|succeeded|failed|refunded", opt=problems(422))
     async def payments(
         self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], x_signature: _Signature = None
     ) -> WebhookReceipt:
         return await _receive(request, runtime, x_signature, apply_payment_event)
 
-    @post("/payouts", status_code=200, summary="payout.processed|failed")
+    @post("/payouts", status_code=200, summary="payout.processed|failed", opt=problems(422))
     async def payouts(
         self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], x_signature: _Signature = None
     ) -> WebhookReceipt:
