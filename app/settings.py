@@ -17,6 +17,7 @@ import msgspec
 
 from app.devsecrets import load_or_create_dev_secrets
 from app.errors import ConfigurationError
+from channels.redis_target import RedisTarget, parse_redis_url
 
 __all__ = ["RateLimit", "Settings", "load_settings"]
 
@@ -50,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     database_url: str = "sqlite:///./push.sqlite3"
     redis_url: str | None = None
+    redis: RedisTarget | None = None
+    """``REDIS_URL`` parsed: one server, Sentinel or Cluster (None: the in-process broker)."""
     jwt_secret: str
     jwt_public_key: str | None = None
     webhook_secret: str
@@ -196,7 +199,11 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
     if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", prefix):
         raise ConfigurationError("REDIS_PREFIX", "use 1-64 letters, digits, '_', '.' or '-'")
 
-    redis_url = _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
+    redis_url = _optional(env, "REDIS_URL")
+    try:
+        redis = parse_redis_url(redis_url) if redis_url else None
+    except ValueError as exc:
+        raise ConfigurationError("REDIS_URL", str(exc)) from None
     workers = _int(env, "WORKERS", 1, minimum=1, maximum=64)
     if workers > 1 and redis_url is None:
         raise ConfigurationError(
@@ -211,6 +218,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
         database_url=_url(env, "DATABASE_URL", ("sqlite", "postgresql", "postgres"), "sqlite:///./push.sqlite3")
         or "sqlite:///./push.sqlite3",
         redis_url=redis_url,
+        redis=redis,
         jwt_secret=jwt_secret,
         jwt_public_key=_public_key(env),
         webhook_secret=webhook_secret,

@@ -51,6 +51,13 @@ def test_generated_secrets_are_shared_by_every_process(tmp_path: Path) -> None:
         ("RATE_LIMIT", "0/minute"),
         ("DATABASE_URL", "mysql://localhost/db"),
         ("REDIS_URL", "localhost:6379"),
+        ("REDIS_URL", "redis+sentinel://h:26379"),
+        ("REDIS_URL", "redis+sentinel://h:26379/svc/notanumber"),
+        ("REDIS_URL", "redis+sentinel://h:26379,h2/svc"),
+        ("REDIS_URL", "redis+cluster://h:7000/0"),
+        ("REDIS_URL", "redis+cluster://h:99999"),
+        ("REDIS_URL", "redis+cluster://:pw"),
+        ("REDIS_URL", "memcached://h:11211"),
         ("ALLOWED_ORIGINS", "shop.example.com"),
         ("APP_ENV", "staging"),
         ("REDIS_PREFIX", "has space"),
@@ -93,6 +100,35 @@ def test_several_workers_need_redis(tmp_path: Path) -> None:
         {"WORKERS": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}, secrets_file=tmp_path / "s.json"
     )
     assert settings.workers == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "topology", "nodes", "service", "db", "password"),
+    [
+        ("redis://127.0.0.1:6379/2", "single", (), None, 0, None),
+        ("redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26380/push-master/3", "sentinel",
+         (("10.0.0.1", 26379), ("10.0.0.2", 26380)), "push-master", 3, "s3cret"),
+        ("redis+sentinel://sentinel.local:26379/mymaster", "sentinel", (("sentinel.local", 26379),), "mymaster", 0,
+         None),
+        ("redis+cluster://[::1]:7000,127.0.0.1:7001", "cluster", (("::1", 7000), ("127.0.0.1", 7001)), None, 0, None),
+    ],
+)  # fmt: skip
+def test_redis_url_forms(
+    tmp_path: Path,
+    url: str,
+    topology: str,
+    nodes: tuple[tuple[str, int], ...],
+    service: str | None,
+    db: int,
+    password: str | None,
+) -> None:
+    """REDIS_URL's three forms are parsed into one target: topology, nodes, service, database, password."""
+    target = load_settings({"REDIS_URL": url}, secrets_file=tmp_path / "s.json").redis
+    assert target is not None
+    assert (target.topology, target.nodes, target.service, target.db, target.password) == (
+        topology, nodes, service, db, password,
+    )  # fmt: skip
+    assert "s3cret" not in target.describe()
 
 
 def test_values_are_parsed(tmp_path: Path) -> None:
