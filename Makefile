@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format bench clean
+.PHONY: help run test lint format bench redis-cluster redis-sentinel clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ format: $(VENV)/.dev ## Apply ruff's fixes and formatting
 
 bench: $(VENV)/.dev ## Run the benchmarks (server on core 0, load on core 1); see docs/performance.md
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+redis-cluster: $(VENV)/.runtime ## A local Redis Cluster (3 masters, 3 replicas) on free ports; prints its REDIS_URL
+	$(BIN)/python -m bench.redis_topology cluster
+
+redis-sentinel: $(VENV)/.runtime ## A local master, replica and 3 sentinels on free ports; prints its REDIS_URL
+	$(BIN)/python -m bench.redis_topology sentinel
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
