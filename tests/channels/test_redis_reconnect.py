@@ -77,7 +77,7 @@ async def test_malformed_producer_payloads_are_counted_not_fatal(redis_client: a
         (event,) = await recorder.wait_events(1)
         assert event["offset"] is None and event["data"] == {"orderId": "o1"}
         assert isinstance(event["ts"], str) and event["ts"].endswith("Z")
-        assert broker.stats.malformed == 2
+        assert broker.stats.dropped == {"not_json": 1, "bad_type": 1}
         assert broker.healthy
     finally:
         await close()
