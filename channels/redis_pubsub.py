@@ -189,10 +189,15 @@ class PubSubListener:
     async def unsubscribe(self, channels: Iterable[str]) -> None:
         """Unsubscribe (without waiting for confirmation: late messages are ignored)."""
         names = [c for c in dict.fromkeys(channels) if c in self._channels]
+        awaiting = bool(self._awaiting)
         self._channels.difference_update(names)
         self._confirmed.difference_update(names)
         self._awaiting.difference_update(names)
         self._post("UNSUBSCRIBE", names)
+        if awaiting and not self._awaiting and self._conn is not None:
+            # The last re-subscription still unconfirmed after a reconnect is gone: no confirmation
+            # will end the wait, so the reconnect completes here (Resync, healthy) instead of never.
+            await self._became_ready()
 
     def _post(self, command: str, channels: list[str]) -> None:
         """Queue (UN)SUBSCRIBE for the sender task, in order.
