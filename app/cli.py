@@ -103,19 +103,34 @@ def publish(channel: str, event_type: str, data: str, bare: bool) -> None:
     """
     import msgspec
 
-    from channels import ChannelsError, Publisher, RedisBroker
+    from channels import ChannelsError, InvalidChannel, InvalidEvent, Publisher, RedisBroker, validate_channel
+    from channels.envelope import check_json, validate_event
 
     settings = _settings()
     if settings.redis_url is None:
         raise click.ClickException("REDIS_URL is not set: the in-process broker can only be reached inside the server")
+    # Everything a server would refuse is refused here, before connecting (SPEC "Producers:").
     try:
-        payload = msgspec.json.encode(msgspec.json.decode(data))
-    except msgspec.DecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="JSON") from None
+        validate_channel(channel)
+    except InvalidChannel as exc:
+        raise click.BadParameter(str(exc), param_hint="CHANNEL") from None
+    try:
+        check_json(data.encode())
+        payload = validate_event(
+            event_type, msgspec.json.encode(msgspec.json.decode(data)), max_bytes=settings.event_max_bytes
+        )
+    except InvalidEvent as exc:
+        if exc.reason == "too_large":
+            raise click.ClickException(f"{exc}: set EVENT_MAX_BYTES on every server to allow more") from None
+        raise click.BadParameter(str(exc), param_hint="TYPE" if exc.reason == "bad_type" else "JSON") from None
 
     async def send() -> str:
         broker = RedisBroker(
-            settings.redis_url or "", settings.redis_prefix, settings.history_size, settings.history_ttl
+            settings.redis_url or "",
+            settings.redis_prefix,
+            settings.history_size,
+            settings.history_ttl,
+            event_max_bytes=settings.event_max_bytes,
         )
         await broker.start()
         try:

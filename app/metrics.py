@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -23,17 +23,29 @@ from channels import LatencyHistogram
 __all__ = ["HttpMetricsMiddleware", "Metrics"]
 
 Sample = tuple[str, str, str, Callable[[], float]]  # kind, name, help, read
+LabelledSample = tuple[str, str, str, Callable[[], Mapping[str, float]]]  # name, help, label, read
 
 
 class _LiveCollector(Collector):
-    def __init__(self, samples: list[Sample], histograms: list[tuple[str, str, LatencyHistogram]]) -> None:
+    def __init__(
+        self,
+        samples: list[Sample],
+        labelled: list[LabelledSample],
+        histograms: list[tuple[str, str, LatencyHistogram]],
+    ) -> None:
         self._samples = samples
+        self._labelled = labelled
         self._histograms = histograms
 
     def collect(self) -> Iterator[Any]:
         for kind, name, documentation, read in self._samples:
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, documentation, value=read())
+        for name, documentation, label, read_by in self._labelled:
+            counter = CounterMetricFamily(name, documentation, labels=[label])
+            for value, count in read_by().items():
+                counter.add_metric([value], count)
+            yield counter
         for name, documentation, histogram in self._histograms:
             buckets = [("+Inf" if bound == math.inf else repr(bound), count) for bound, count in histogram.cumulative()]
             yield HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.total)
@@ -45,8 +57,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._live: list[Sample] = []
+        self._labelled: list[LabelledSample] = []
         self._histograms: list[tuple[str, str, LatencyHistogram]] = []
-        self.registry.register(_LiveCollector(self._live, self._histograms))
+        self.registry.register(_LiveCollector(self._live, self._labelled, self._histograms))
         self.http_requests = Counter(
             "push_http_requests",
             "HTTP requests by route template, method and status.",
@@ -64,6 +77,13 @@ class Metrics:
     def counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Expose a monotonically increasing value read at scrape time (``_total`` is appended)."""
         self._live.append(("counter", name, documentation, read))
+
+    def counter_by(self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]) -> None:
+        """Expose counters split by one label, read at scrape time as ``{label value: count}``.
+
+        ``read`` should name every label value (zeros included) so that rates start from the first scrape.
+        """
+        self._labelled.append((name, documentation, label, read))
 
     def gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Expose a current value read at scrape time."""

@@ -80,6 +80,11 @@ class Runtime:
         )
         metrics.counter("push_outbox_published", "Outbox events published.", lambda: self.outbox.published)
         metrics.counter(
+            "push_outbox_dropped_invalid",
+            "Outbox events that were not valid events (a bug in their writer): logged, marked sent, not published.",
+            lambda: self.outbox.dropped_invalid,
+        )
+        metrics.counter(
             "push_tracking_publish_failures",
             "tracking.location/tracking.eta events not published (broker away); the pings were recorded.",
             lambda: self.pings.publish_failures,

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from channels.broker import Broker, BrokerEvent, BrokerStats, History, Resync, utc_timestamp
 from channels.connection import CLOSE_TOO_SLOW, CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame
+from channels.envelope import DROP_REASONS, EVENT_MAX_BYTES, parse_event, validate_event
 from channels.errors import (
     BrokerError,
     BrokerUnavailable,
     ChannelsError,
     InvalidChannel,
+    InvalidEvent,
     InvalidOffset,
     ProtocolError,
     SlowConsumer,
@@ -41,6 +43,8 @@ from channels.redis import RedisBroker
 
 __all__ = [
     "CLOSE_TOO_SLOW",
+    "DROP_REASONS",
+    "EVENT_MAX_BYTES",
     "Broker",
     "BrokerError",
     "BrokerEvent",
@@ -59,6 +63,7 @@ __all__ = [
     "Hub",
     "HubMetrics",
     "InvalidChannel",
+    "InvalidEvent",
     "InvalidOffset",
     "LatencyHistogram",
     "MemoryBroker",
@@ -81,8 +86,10 @@ __all__ = [
     "Welcome",
     "decode_client_message",
     "encode_server_message",
+    "parse_event",
     "parse_offset",
     "text_frame",
     "utc_timestamp",
     "validate_channel",
+    "validate_event",
 ]

@@ -21,10 +21,8 @@ __all__ = [
     "Broker",
     "BrokerEvent",
     "BrokerStats",
-    "Envelope",
     "History",
     "Resync",
-    "encode_envelope",
     "history_is_complete",
     "utc_timestamp",
 ]
@@ -74,35 +72,27 @@ class History(msgspec.Struct, frozen=True):
 
 @dataclass
 class BrokerStats:
-    """Counters a broker keeps for metrics; plain ints read by the app's collectors."""
+    """Counters a broker keeps for metrics; plain ints read by the app's collectors.
+
+    Attributes:
+        events_in: Valid events received for subscribed channels.
+        published: Events this process published (idempotent repeats not counted).
+        dropped: Producer messages received and dropped as invalid, by ``InvalidEvent.reason``.
+        listener_errors: Messages whose handling raised (counted and skipped: the listener stays up).
+        reconnects: Reconnections of the pub/sub connection.
+    """
 
     events_in: int = 0
     published: int = 0
-    malformed: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    listener_errors: int = 0
     reconnects: int = 0
     extra: dict[str, int] = field(default_factory=dict)
-
-
-class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The JSON a producer publishes; ``offset`` is added by our publish script."""
-
-    type: str
-    data: msgspec.Raw
-    ts: str | None = None
-    offset: str | None = None
-
-
-_envelope_encoder = msgspec.json.Encoder()
 
 
 def utc_timestamp() -> str:
     """Return now as RFC 3339 UTC with milliseconds and ``Z``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def encode_envelope(type: str, data: bytes, ts: str | None) -> bytes:
-    """Build the producer envelope ``{"type","data","ts"}``; ``data`` must already be JSON bytes."""
-    return _envelope_encoder.encode(Envelope(type=type, data=msgspec.Raw(data), ts=ts or utc_timestamp()))
 
 
 def history_is_complete(after: Offset | None, current: Offset, first_seq: int | None) -> bool:
@@ -137,6 +127,8 @@ class Broker(ABC):
     """
 
     stats: BrokerStats
+    event_max_bytes: int
+    """``EVENT_MAX_BYTES``: ``publish`` refuses a larger event, the listener drops one."""
 
     @abstractmethod
     async def start(self) -> None:
@@ -182,6 +174,7 @@ class Broker(ABC):
             The event's offset, or ``None`` for a bare publish.
 
         Raises:
+            InvalidEvent: the event is one a listener would drop (``envelope.validate_event``).
             BrokerUnavailable: the broker's server cannot be reached.
         """
 

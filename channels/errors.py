@@ -6,6 +6,7 @@ Hierarchy::
     ├── InvalidOffset (+ValueError)   an offset string is not ``<epoch>:<seq>``
     ├── InvalidChannel (+ValueError)  a channel name is not ``user|order|store:<id>``
     ├── ProtocolError (+ValueError)   a client frame is not a valid protocol message
+    ├── InvalidEvent (+ValueError)    an event is not a valid producer envelope (``reason`` says why)
     ├── SlowConsumer                  a connection's send queue overflowed (closed with 4008)
     └── BrokerError                   the broker failed to do what was asked
         └── BrokerUnavailable         the broker's server (Redis) cannot be reached right now
@@ -18,6 +19,7 @@ __all__ = [
     "BrokerUnavailable",
     "ChannelsError",
     "InvalidChannel",
+    "InvalidEvent",
     "InvalidOffset",
     "ProtocolError",
     "SlowConsumer",
@@ -38,6 +40,21 @@ class InvalidChannel(ChannelsError, ValueError):
 
 class ProtocolError(ChannelsError, ValueError):
     """A client frame is not valid JSON or not a known protocol message."""
+
+
+class InvalidEvent(ChannelsError, ValueError):
+    """An event is not a valid producer envelope (SPEC "Producers:"); it is never relayed.
+
+    Raised to producers (``Publisher.publish``, ``Broker.publish``); a broker that receives such a
+    message drops and counts it instead.
+
+    Attributes:
+        reason: A short, stable code for metrics and logs: one of ``channels.envelope.DROP_REASONS``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class SlowConsumer(ChannelsError):

@@ -315,7 +315,11 @@ class Hub:
         for channel in resync.channels:
             state = self._channels.get(channel)
             if state is not None and state.last is not None:
-                await self._fill(channel, state, None)
+                try:
+                    await self._fill(channel, state, None)
+                except Exception:
+                    # The other channels still refill; this one's next live event shows the gap and fills it.
+                    logger.exception("hub could not refill %s after a broker resync", channel)
 
     async def _fill(self, channel: str, state: _Channel, upto: BrokerEvent | None) -> None:
         """Relay what history holds after ``state.last`` (and ``upto``, the live event that showed the gap)."""

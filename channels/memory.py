@@ -20,6 +20,7 @@ from channels.broker import (
     monotonic,
     utc_timestamp,
 )
+from channels.envelope import EVENT_MAX_BYTES, validate_event
 from channels.offsets import Offset, new_epoch
 
 __all__ = ["MemoryBroker"]
@@ -39,16 +40,23 @@ class MemoryBroker(Broker):
     """Keeps each channel's last ``history_size`` events in a ring; an idle channel's history is
     forgotten after ``history_ttl`` seconds (a new epoch then starts, as with Redis key expiry).
 
+    Events reach it only through ``publish``, which refuses what a Redis listener would drop, so
+    nothing invalid is ever relayed here either.
+
     Args:
         history_size: Events kept per channel.
         history_ttl: Seconds an idle channel's history lives.
+        event_max_bytes: ``EVENT_MAX_BYTES``: ``publish`` refuses a larger event.
     """
 
-    def __init__(self, history_size: int = 1000, history_ttl: float = 86400) -> None:
+    def __init__(
+        self, history_size: int = 1000, history_ttl: float = 86400, *, event_max_bytes: int = EVENT_MAX_BYTES
+    ) -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
         self.history_size = history_size
         self.history_ttl = history_ttl
+        self.event_max_bytes = event_max_bytes
         self.stats = BrokerStats()
         self._channels: dict[str, _ChannelHistory] = {}
         self._subscribed: set[str] = set()
@@ -104,12 +112,13 @@ class MemoryBroker(Broker):
         idempotency_key: str | None = None,
     ) -> Offset | None:
         """Append to the channel's ring and deliver to the subscriber stream (see ``Broker.publish``)."""
+        data = validate_event(type, bytes(data), ts, max_bytes=self.event_max_bytes)
         if idempotency_key is not None:
             seen, previous = self._check_idempotency(idempotency_key)
             if seen:
                 return previous
         offset: Offset | None = None
-        event = BrokerEvent(channel, None, type, msgspec.Raw(bytes(data)), ts or utc_timestamp(), monotonic())
+        event = BrokerEvent(channel, None, type, msgspec.Raw(data), ts or utc_timestamp(), monotonic())
         if history:
             state = self._channel(channel)
             state.seq += 1

@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from channels.errors import ProtocolError
+from channels.jsonlimits import MAX_DEPTH, too_deep
 
 __all__ = [
     "ClientMessage",
@@ -129,8 +130,11 @@ def decode_client_message(frame: bytes | str) -> ClientMessage:
     """Decode one client message.
 
     Raises:
-        ProtocolError: the frame is not JSON or not a valid client message.
+        ProtocolError: the frame is not JSON, nests deeper than ``MAX_DEPTH`` (checked before
+            decoding, which would recurse) or is not a valid client message.
     """
+    if too_deep(frame):
+        raise ProtocolError(f"message nested deeper than {MAX_DEPTH} levels")
     try:
         message: ClientMessage = _client_decoder.decode(frame)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from channels.broker import Broker
-from channels.errors import ChannelsError
+from channels.envelope import check_json, validate_type
 from channels.offsets import Offset, validate_channel
 
 __all__ = ["Publisher"]
@@ -17,6 +17,10 @@ _encoder = msgspec.json.Encoder()
 
 class Publisher:
     """Publishes events with history, so that clients can resume them.
+
+    Every event is checked as a listener checks a producer's message (SPEC "Producers:"), so ours
+    are never the ones dropped: the type here, before ``data`` is encoded; the rest (``data`` an
+    object, depth, ``EVENT_MAX_BYTES`` = ``broker.event_max_bytes``) by ``broker.publish``.
 
     Args:
         broker: The started broker.
@@ -38,8 +42,9 @@ class Publisher:
 
         Args:
             channel: ``user:<id>``, ``order:<id>`` or ``store:<id>``.
-            type: Event type, e.g. ``order.status_changed``.
-            data: A msgspec-encodable value (dict, Struct...) or bytes already holding one JSON value.
+            type: Event type: lower-case words joined by dots, e.g. ``order.status_changed``.
+            data: A msgspec-encodable value that encodes to a JSON object (dict, Struct...), or bytes
+                already holding one.
             idempotency_key: Publish at most once per key (a day); a repeat returns the first offset.
             history: False relays live only (offset ``None``), like a bare producer PUBLISH.
 
@@ -48,16 +53,15 @@ class Publisher:
 
         Raises:
             InvalidChannel: the channel name is malformed.
-            ChannelsError: ``data`` bytes are not one JSON value.
+            InvalidEvent: the type, ``data`` (not JSON, not an object, nested too deep) or the size
+                (over ``EVENT_MAX_BYTES``) is not what SPEC allows; the message names which.
             BrokerUnavailable: the broker cannot be reached.
         """
         validate_channel(channel)
+        validate_type(type)
         if isinstance(data, bytes | bytearray | memoryview):
             payload = bytes(data)
-            try:
-                msgspec.json.decode(payload)  # one check here beats a malformed event in every client
-            except msgspec.DecodeError as exc:
-                raise ChannelsError(f"event data is not JSON: {exc}") from None
+            check_json(payload)  # one check here beats a malformed event in every client
         else:
             payload = _encoder.encode(data)
         return await self.broker.publish(channel, type, payload, history=history, idempotency_key=idempotency_key)

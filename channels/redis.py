@@ -14,7 +14,6 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -22,19 +21,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from channels.broker import (
-    Broker,
-    BrokerEvent,
-    BrokerStats,
-    Envelope,
-    History,
-    Resync,
-    encode_envelope,
-    history_is_complete,
-    monotonic,
-    utc_timestamp,
-)
-from channels.errors import BrokerError, BrokerUnavailable, InvalidOffset
+from channels.broker import Broker, BrokerEvent, BrokerStats, History, Resync, history_is_complete
+from channels.drops import DropLog
+from channels.envelope import EVENT_MAX_BYTES, encode_envelope, parse_event, validate_event
+from channels.errors import BrokerError, BrokerUnavailable, InvalidEvent
 from channels.offsets import Offset, new_epoch, parse_offset
 from channels.redis_offsets import OffsetReader
 from channels.redis_pubsub import PubSubListener
@@ -44,7 +34,6 @@ __all__ = ["RedisBroker"]
 
 logger = logging.getLogger(__name__)
 
-_envelope_decoder = msgspec.json.Decoder(Envelope)
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -61,6 +50,7 @@ class RedisBroker(Broker):
         prefix: Prefix of every key and pub/sub channel.
         history_size: Events kept per channel.
         history_ttl: Seconds an idle channel's history lives.
+        event_max_bytes: ``EVENT_MAX_BYTES``: larger events are refused by ``publish``, dropped on receipt.
         idempotency_ttl: Seconds an idempotency key is remembered.
         subscribe_timeout: Seconds ``subscribe`` waits for confirmation.
         reconnect_delay: (base, cap) seconds of the listener's jittered exponential backoff.
@@ -76,6 +66,7 @@ class RedisBroker(Broker):
         history_size: int = 1000,
         history_ttl: int = 86400,
         *,
+        event_max_bytes: int = EVENT_MAX_BYTES,
         idempotency_ttl: int = 86400,
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 5.0),
@@ -89,10 +80,12 @@ class RedisBroker(Broker):
         self.prefix = prefix
         self.history_size = history_size
         self.history_ttl = history_ttl
+        self.event_max_bytes = event_max_bytes
         self.idempotency_ttl = idempotency_ttl
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.stats = BrokerStats()
+        self._drops = DropLog(self.stats.dropped, logger)
         self._client: aioredis.Redis | None = None
         self._publish_script: Any = None
         self._read_script: Any = None
@@ -189,6 +182,7 @@ class RedisBroker(Broker):
         idempotency_key: str | None = None,
     ) -> Offset | None:
         """Append and publish in one Lua script (see ``Broker.publish``)."""
+        data = validate_event(type, data, ts, max_bytes=self.event_max_bytes)
         keys = self._keys(channel)
         if idempotency_key is not None:
             keys.append(f"{self.prefix}:idem:{idempotency_key}")
@@ -233,15 +227,12 @@ class RedisBroker(Broker):
         return History(current, events, history_is_complete(after, current, first_seq))
 
     def _decode(self, channel: str, payload: bytes) -> BrokerEvent | None:
-        """Decode one envelope; a malformed one is logged and counted, never raised."""
+        """Check and decode one message (``envelope.parse_event``); an invalid one is dropped and counted."""
         try:
-            envelope = _envelope_decoder.decode(payload)
-            offset = parse_offset(envelope.offset) if envelope.offset is not None else None
-        except (msgspec.DecodeError, InvalidOffset) as exc:
-            self.stats.malformed += 1
-            logger.warning("dropped malformed event on %s: %s (%.200r)", channel, exc, payload)
+            return parse_event(channel, payload, self.event_max_bytes)
+        except InvalidEvent as exc:
+            self._drops.drop(channel, exc, payload)
             return None
-        return BrokerEvent(channel, offset, envelope.type, envelope.data, envelope.ts or utc_timestamp(), monotonic())
 
     async def events(self) -> AsyncIterator[BrokerEvent | Resync]:
         """Yield live events and ``Resync`` markers until ``stop()``."""

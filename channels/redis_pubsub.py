@@ -37,9 +37,10 @@ class PubSubListener:
     Args:
         url: ``redis://`` URL.
         prefix: Pub/sub channel ``<prefix>:<channel>`` carries ``<channel>``.
-        on_message: Called with (channel, payload) for every message of a subscribed channel.
+        on_message: Called with (channel, payload) for every message of a subscribed channel; what it
+            raises is counted in ``stats.listener_errors`` and logged, never a reason to reconnect.
         on_resync: Called with the re-subscribed channels after a reconnection.
-        stats: Counters (``reconnects``).
+        stats: Counters (``reconnects``, ``listener_errors``).
         subscribe_timeout: Seconds ``subscribe`` waits for confirmation.
         reconnect_delay: (base, cap) seconds of the jittered exponential backoff.
         ping_interval: Seconds between keepalive PINGs; three silent intervals drop the connection.
@@ -82,6 +83,8 @@ class PubSubListener:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self._last_read = 0.0
+        self._error_logged_at = -math.inf
+        self._unlogged_errors = 0
 
     async def start(self) -> None:
         """Connect once (raising ``BrokerUnavailable`` if Redis is down), then start the listener."""
@@ -186,10 +189,15 @@ class PubSubListener:
     async def unsubscribe(self, channels: Iterable[str]) -> None:
         """Unsubscribe (without waiting for confirmation: late messages are ignored)."""
         names = [c for c in dict.fromkeys(channels) if c in self._channels]
+        awaiting = bool(self._awaiting)
         self._channels.difference_update(names)
         self._confirmed.difference_update(names)
         self._awaiting.difference_update(names)
         self._post("UNSUBSCRIBE", names)
+        if awaiting and not self._awaiting and self._conn is not None:
+            # The last re-subscription still unconfirmed after a reconnect is gone: no confirmation
+            # will end the wait, so the reconnect completes here (Resync, healthy) instead of never.
+            await self._became_ready()
 
     def _post(self, command: str, channels: list[str]) -> None:
         """Queue (UN)SUBSCRIBE for the sender task, in order.
@@ -294,7 +302,12 @@ class PubSubListener:
         if kind == b"message":
             channel = response[1].decode()[len(self._channel_prefix) :]
             if channel in self._channels:
-                self._on_message(channel, response[2])
+                try:
+                    self._on_message(channel, response[2])
+                except Exception:
+                    # One message must never cost the connection: a reconnect loses every bare publish
+                    # of its window for good. Count it, log at most once a second, read on.
+                    self._message_failed(channel)
         elif kind == b"subscribe":
             channel = response[1].decode()[len(self._channel_prefix) :]
             if channel not in self._channels:
@@ -307,6 +320,19 @@ class PubSubListener:
                 self._awaiting.discard(channel)
                 if not self._awaiting:
                     await self._became_ready()
+
+    def _message_failed(self, channel: str) -> None:
+        self.stats.listener_errors += 1
+        self._unlogged_errors += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._error_logged_at >= 1.0:
+            self._error_logged_at = now
+            logger.exception(
+                "pub/sub message on %s could not be handled (%d since the last line); skipped",
+                channel,
+                self._unlogged_errors,
+            )
+            self._unlogged_errors = 0
 
     async def _keepalive(self) -> None:
         """PING the pub/sub connection; drop it after three silent intervals (half-open TCP)."""

@@ -31,3 +31,32 @@ def test_scrape_exposes_cumulative_buckets_sum_and_count() -> None:
     assert 'push_test_latency_seconds_bucket{le="+Inf"} 4.0' in text
     assert "push_test_latency_seconds_count 4.0" in text
     assert "push_test_latency_seconds_sum 3.0041" in text
+
+
+def test_labelled_counters_are_exported_per_label_value() -> None:
+    """counter_by exposes one sample per label value, zeros included."""
+    metrics = Metrics()
+    counts = {"not_utf8": 2}
+    metrics.counter_by(
+        "push_test_dropped", "Dropped.", "reason", lambda: {r: counts.get(r, 0) for r in ("not_utf8", "too_large")}
+    )
+    text = metrics.render().decode()
+    assert "# TYPE push_test_dropped_total counter" in text
+    assert 'push_test_dropped_total{reason="not_utf8"} 2.0' in text
+    assert 'push_test_dropped_total{reason="too_large"} 0.0' in text
+
+
+def test_relay_exports_dropped_producer_messages_by_every_reason(make_settings) -> None:
+    """push_producer_events_dropped_total has a sample for every drop reason from the first scrape."""
+    from app.realtime.relay import Relay
+    from channels import DROP_REASONS
+
+    metrics = Metrics()
+    relay = Relay(make_settings(), None, metrics)
+    relay.broker.stats.dropped["bad_ts"] = 3
+    text = metrics.render().decode()
+    for reason in DROP_REASONS:
+        value = 3.0 if reason == "bad_ts" else 0.0
+        assert f'push_producer_events_dropped_total{{reason="{reason}"}} {value}' in text
+    assert "push_pubsub_message_errors_total 0.0" in text
+    assert "push_events_malformed" not in text

@@ -158,6 +158,22 @@ async def test_errors_keep_the_connection_open(server: str, token_for: Callable[
         assert await receive_json(ws) == {"op": "pong", "ref": 9}
 
 
+async def test_deeply_nested_frame_is_a_bad_request_and_the_socket_stays_open(
+    server: str, token_for: Callable[..., str]
+) -> None:
+    """A frame nested 1,900 levels deep (under WS_MAX_FRAME) answers bad_request instead of closing with 4500."""
+    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_deep"))) as ws:
+        await _welcome(ws, "u_deep")
+        frame = '{"op": "ping", "x": ' + "[" * 1900 + "]" * 1900 + "}"
+        assert len(frame) < 4096
+        await ws.send(frame)
+        error = await receive_json(ws)
+        assert error["op"] == "error" and error["code"] == "bad_request"
+        assert "nested" in error["message"]
+        await ws.send('{"op": "ping", "ref": 1}')
+        assert await receive_json(ws) == {"op": "pong", "ref": 1}
+
+
 async def test_resume_replays_exactly_what_was_missed(
     server: str, ws_app: Litestar, token_for: Callable[..., str]
 ) -> None:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from app.metrics import Metrics
 from app.realtime.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
 from app.settings import Settings
-from channels import Broker, Hub, HubMetrics, MemoryBroker, Publisher, RedisBroker
+from channels import DROP_REASONS, Broker, Hub, HubMetrics, MemoryBroker, Publisher, RedisBroker
 
 __all__ = ["Relay"]
 
@@ -40,9 +40,15 @@ class Relay:
 
     def __init__(self, settings: Settings, redis: Redis | None, metrics: Metrics) -> None:
         self.broker: Broker = (
-            RedisBroker(settings.redis_url, settings.redis_prefix, settings.history_size, settings.history_ttl)
+            RedisBroker(
+                settings.redis_url,
+                settings.redis_prefix,
+                settings.history_size,
+                settings.history_ttl,
+                event_max_bytes=settings.event_max_bytes,
+            )
             if settings.redis_url
-            else MemoryBroker(settings.history_size, settings.history_ttl)
+            else MemoryBroker(settings.history_size, settings.history_ttl, event_max_bytes=settings.event_max_bytes)
         )
         self.hub_metrics = HubMetrics()
         self.hub = Hub(self.broker, settings.ws_send_queue, self.hub_metrics)
@@ -84,8 +90,16 @@ class Relay:
         metrics.counter("push_gaps_filled", "Events fetched from history to fill a live gap.", lambda: hub.gaps_filled)
         metrics.counter("push_history_lost", "Gaps history could no longer fill.", lambda: hub.history_lost)
         metrics.counter("push_pubsub_reconnects", "Reconnections of the broker's pub/sub.", lambda: stats.reconnects)
+        metrics.counter_by(
+            "push_producer_events_dropped",
+            "Producer messages dropped as invalid (never relayed), by reason; see docs/operations.md.",
+            "reason",
+            lambda: {reason: stats.dropped.get(reason, 0) for reason in DROP_REASONS},
+        )
         metrics.counter(
-            "push_events_malformed", "Producer payloads that were not an envelope.", lambda: stats.malformed
+            "push_pubsub_message_errors",
+            "Pub/sub messages whose handling failed; skipped, the listener stays up.",
+            lambda: stats.listener_errors,
         )
         metrics.counter("push_events_published", "Events published by this process.", lambda: stats.published)
 

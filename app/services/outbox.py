@@ -13,6 +13,7 @@ stale. Such events are written with ``data`` null and a *resolver* computes them
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
@@ -24,10 +25,12 @@ from app.database import Database
 from app.outages import OutageLog
 from app.services.background import BackgroundLoop
 from app.timefmt import utc_now
-from channels import BrokerError, Publisher
+from channels import BrokerError, InvalidEvent, Publisher
 from models.notifications import OutboxEvent
 
 __all__ = ["OutboxRelay", "PendingEvent", "Resolver", "write_events"]
+
+logger = logging.getLogger(__name__)
 
 
 Resolver = Callable[[str], Awaitable[Any]]
@@ -79,6 +82,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.retention = retention
         self.published = 0
+        self.dropped_invalid = 0  # rows that could never be published (InvalidEvent), marked sent and logged
         self.oldest_unsent_at: float | None = None
         self._loop = BackgroundLoop(
             "outbox-relay", self._step, sweep_interval, expected=(BrokerError,), outages=outages
@@ -140,7 +144,14 @@ class OutboxRelay:
                 if row["data"] is None and last_resolved.get(key) != row["id"]:
                     sent.append(row["id"])
                     continue
-                await self._publish(row)
+                try:
+                    await self._publish(row)
+                except InvalidEvent:
+                    # It can never be published (a bug in its writer): retrying would block every row after it.
+                    logger.exception(
+                        "outbox row %s (%s on %s) is not a valid event; dropped", row["id"], row["type"], row["channel"]
+                    )
+                    self.dropped_invalid += 1
                 sent.append(row["id"])
         finally:
             if sent:

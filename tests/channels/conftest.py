@@ -7,11 +7,14 @@ import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from channels import Broker, Connection, Hub, MemoryBroker, RedisBroker
+from channels import EVENT_MAX_BYTES, Broker, Connection, Hub, MemoryBroker, Publisher, RedisBroker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WAIT = 5.0  # seconds any single wait in these tests may take
@@ -61,7 +64,8 @@ async def broker_factory(request: pytest.FixtureRequest) -> AsyncIterator[Broker
         history_size = int(options.pop("history_size", 100))  # type: ignore[call-overload]
         broker: Broker
         if kind == "memory":
-            broker = MemoryBroker(history_size=history_size, history_ttl=60)
+            max_bytes = int(options.pop("event_max_bytes", EVENT_MAX_BYTES))  # type: ignore[call-overload]
+            broker = MemoryBroker(history_size=history_size, history_ttl=60, event_max_bytes=max_bytes)
         else:
             broker = RedisBroker(REDIS_URL, prefix=prefix, history_size=history_size, history_ttl=60, **options)  # type: ignore[arg-type]
         await broker.start()
@@ -149,3 +153,70 @@ async def connect(hub: Hub, recorder: Recorder) -> tuple[Connection, Callable[[]
         await manager.__aexit__(None, None, None)
 
     return conn, close
+
+
+CHANNEL = "user:u1"  # the channel a Relay's client is subscribed to
+
+
+@dataclass
+class Relay:
+    """A hub over a broker, one client subscribed to CHANNEL, and the ways to publish to it."""
+
+    broker: Broker
+    hub: Hub
+    publisher: Publisher
+    client: Recorder
+    redis: aioredis.Redis | None = None
+    prefix: str = ""
+
+    async def raw(self, payload: bytes) -> None:
+        """PUBLISH ``payload`` as a producer in any language would (redis-cli PUBLISH)."""
+        assert self.redis is not None
+        await self.redis.publish(f"{self.prefix}:{CHANNEL}", payload)
+
+    async def valid(self, n: int) -> None:
+        """Publish a valid event with history; its data is {"n": n}."""
+        await self.publisher.publish(CHANNEL, "notification.created", {"n": n})
+
+    async def received(self, count: int) -> list[object]:
+        """The data of the first ``count`` events the client got (waiting for them)."""
+        return [event["data"] for event in await self.client.wait_events(count)]
+
+
+@asynccontextmanager
+async def open_relay(broker: Broker, **extra: Any) -> AsyncIterator[Relay]:
+    """A started hub over ``broker`` with one client on CHANNEL, for the block's duration.
+
+    The send queue (256 KiB) holds a few events of EVENT_MAX_BYTES, as the default WS_SEND_QUEUE does.
+    """
+    hub = Hub(broker, send_queue_bytes=1 << 18)
+    await hub.start()
+    client = Recorder()
+    conn, close = await connect(hub, client)
+    await hub.subscribe(conn, CHANNEL)
+    try:
+        yield Relay(broker, hub, Publisher(broker), client, **extra)
+    finally:
+        await close()
+        await hub.stop()
+
+
+@pytest.fixture
+async def redis_relay(redis_client: aioredis.Redis) -> AsyncIterator[Relay]:
+    """A Redis relay on a prefix of its own (deleted after)."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    broker = RedisBroker(REDIS_URL, prefix=prefix, history_size=100)
+    await broker.start()
+    try:
+        async with open_relay(broker, redis=redis_client, prefix=prefix) as relay:
+            yield relay
+    finally:
+        await broker.stop()
+        await delete_prefix(redis_client, prefix)
+
+
+@pytest.fixture
+async def relay(broker_factory: BrokerFactory) -> AsyncIterator[Relay]:
+    """A relay over the parametrized broker (memory and Redis)."""
+    async with open_relay(await broker_factory()) as relay:
+        yield relay

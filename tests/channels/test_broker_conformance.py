@@ -28,7 +28,7 @@ async def next_events(broker: Broker, count: int) -> list[BrokerEvent]:
 
 async def test_publish_numbers_events_from_one_without_holes(broker: Broker) -> None:
     """Offsets of one channel share an epoch and count 1, 2, 3... in publish order."""
-    offsets = [await broker.publish("order:o1", "t", b'{"i":%d}' % i) for i in range(5)]
+    offsets = [await broker.publish("order:o1", "test.event", b'{"i":%d}' % i) for i in range(5)]
     assert all(o is not None for o in offsets)
     assert {o.epoch for o in offsets if o} == {offsets[0].epoch if offsets[0] else ""}
     assert [o.seq for o in offsets if o] == [1, 2, 3, 4, 5]
@@ -40,15 +40,15 @@ async def test_empty_channel_offset_is_stable(broker: Broker) -> None:
     first = await broker.current_offset("user:nobody")
     assert first.seq == 0
     assert await broker.current_offset("user:nobody") == first
-    published = await broker.publish("user:nobody", "t", b"{}")
+    published = await broker.publish("user:nobody", "test.event", b"{}")
     assert published == Offset(first.epoch, 1)
 
 
 async def test_channels_have_independent_sequences(broker: Broker) -> None:
     """Each channel counts its own seq."""
-    await broker.publish("order:a", "t", b"1")
-    await broker.publish("order:a", "t", b"2")
-    assert (await broker.publish("order:b", "t", b"3")) is not None
+    await broker.publish("order:a", "test.event", b'{"i":1}')
+    await broker.publish("order:a", "test.event", b'{"i":2}')
+    assert (await broker.publish("order:b", "test.event", b'{"i":3}')) is not None
     assert (await broker.current_offset("order:b")).seq == 1
 
 
@@ -67,8 +67,8 @@ async def test_unsubscribed_channels_are_not_received(broker: Broker) -> None:
     """After unsubscribe, events of that channel no longer arrive; others still do."""
     await broker.subscribe(["order:x", "order:y"])
     await broker.unsubscribe(["order:x"])
-    await broker.publish("order:x", "t", b"1")
-    await broker.publish("order:y", "t", b"2")
+    await broker.publish("order:x", "test.event", b'{"i":1}')
+    await broker.publish("order:y", "test.event", b'{"i":2}')
     (event,) = await next_events(broker, 1)
     assert event.channel == "order:y"
 
@@ -76,17 +76,17 @@ async def test_unsubscribed_channels_are_not_received(broker: Broker) -> None:
 async def test_bare_publish_has_no_offset_and_no_history(broker: Broker) -> None:
     """history=False relays live with offset None and leaves history untouched."""
     await broker.subscribe(["store:s1"])
-    assert await broker.publish("store:s1", "t", b'"x"', history=False) is None
+    assert await broker.publish("store:s1", "test.event", b'{"x":1}', history=False) is None
     (event,) = await next_events(broker, 1)
     assert event.offset is None
-    assert bytes(event.data) == b'"x"'
+    assert bytes(event.data) == b'{"x":1}'
     history = await broker.history("store:s1", None)
     assert history.events == [] and history.offset.seq == 0
 
 
 async def test_history_returns_events_after_offset_oldest_first(broker: Broker) -> None:
     """history(after) holds exactly the later events, complete."""
-    offsets = [await broker.publish("order:h", "t", b"%d" % i) for i in range(6)]
+    offsets = [await broker.publish("order:h", "test.event", b'{"i":%d}' % i) for i in range(6)]
     history = await broker.history("order:h", offsets[2])
     assert [e.offset for e in history.events] == offsets[3:]
     assert history.complete and history.offset == offsets[-1]
@@ -97,7 +97,7 @@ async def test_history_returns_events_after_offset_oldest_first(broker: Broker) 
 async def test_history_window_keeps_last_events_only(broker_factory: BrokerFactory) -> None:
     """With HISTORY_SIZE 5, an older offset gets the last 5 events and complete False; a recent one is complete."""
     broker = await broker_factory(history_size=5)
-    offsets = [await broker.publish("order:w", "t", b"%d" % i) for i in range(8)]
+    offsets = [await broker.publish("order:w", "test.event", b'{"i":%d}' % i) for i in range(8)]
     first = offsets[0]
     assert first is not None
     old = await broker.history("order:w", Offset(first.epoch, 1))
@@ -109,14 +109,14 @@ async def test_history_window_keeps_last_events_only(broker_factory: BrokerFacto
 
 async def test_history_from_another_epoch_is_incomplete(broker: Broker) -> None:
     """An offset of another epoch gets every held event of the current one, complete False."""
-    offset = await broker.publish("order:e", "t", b"1")
+    offset = await broker.publish("order:e", "test.event", b'{"i":1}')
     history = await broker.history("order:e", Offset("gone", 1))
     assert [e.offset for e in history.events] == [offset] and not history.complete
 
 
 async def test_offset_from_the_future_is_incomplete(broker: Broker) -> None:
     """A seq beyond the current one was never issued: complete False."""
-    offset = await broker.publish("order:f", "t", b"1")
+    offset = await broker.publish("order:f", "test.event", b'{"i":1}')
     assert offset is not None
     assert not (await broker.history("order:f", Offset(offset.epoch, 99))).complete
 
@@ -124,15 +124,15 @@ async def test_offset_from_the_future_is_incomplete(broker: Broker) -> None:
 async def test_lost_history_starts_a_new_epoch(broker_factory: BrokerFactory) -> None:
     """When a channel's history is lost (keys deleted / forgotten), a new epoch starts at seq 1."""
     broker = await broker_factory()
-    before = await broker.publish("order:lost", "t", b"1")
-    await broker.publish("order:lost", "t", b"2")
+    before = await broker.publish("order:lost", "test.event", b'{"i":1}')
+    await broker.publish("order:lost", "test.event", b'{"i":2}')
     if broker_factory.kind == "redis":  # type: ignore[attr-defined]
         client = aioredis.Redis.from_url(REDIS_URL)
         await delete_prefix(client, broker_factory.prefix)  # type: ignore[attr-defined]
         await client.aclose()
     else:
         broker.forget("order:lost")  # type: ignore[attr-defined]
-    after = await broker.publish("order:lost", "t", b"3")
+    after = await broker.publish("order:lost", "test.event", b'{"i":3}')
     assert before is not None and after is not None
     assert after.epoch != before.epoch and after.seq == 1
     history = await broker.history("order:lost", before)
@@ -153,15 +153,15 @@ async def test_idempotent_publish_happens_once(broker: Broker) -> None:
 
 async def test_idempotent_bare_publish_returns_none_again(broker: Broker) -> None:
     """A repeated idempotency key of a bare publish returns None and publishes nothing."""
-    assert await broker.publish("user:u2", "t", b"1", history=False, idempotency_key="k") is None
-    assert await broker.publish("user:u2", "t", b"1", history=False, idempotency_key="k") is None
+    assert await broker.publish("user:u2", "test.event", b'{"i":1}', history=False, idempotency_key="k") is None
+    assert await broker.publish("user:u2", "test.event", b'{"i":1}', history=False, idempotency_key="k") is None
     assert broker.stats.published == 1
 
 
 async def test_history_event_matches_live_event(broker: Broker) -> None:
     """An event read from history equals the live one (same offset, type, data, ts)."""
     await broker.subscribe(["order:same"])
-    await broker.publish("order:same", "t", b'{"a":[1,2]}', ts="2024-01-02T03:04:05.678Z")
+    await broker.publish("order:same", "test.event", b'{"a":[1,2]}', ts="2024-01-02T03:04:05.678Z")
     (live,) = await next_events(broker, 1)
     (stored,) = (await broker.history("order:same", None)).events
     for field in ("channel", "offset", "type", "ts"):
@@ -172,5 +172,5 @@ async def test_history_event_matches_live_event(broker: Broker) -> None:
 
 async def test_offsets_round_trip_as_text(broker: Broker) -> None:
     """str(offset) parses back to the same offset."""
-    offset = await broker.publish("order:txt", "t", b"1")
+    offset = await broker.publish("order:txt", "test.event", b'{"i":1}')
     assert offset is not None and parse_offset(str(offset)) == offset

@@ -13,7 +13,7 @@ async def settle(hub: Hub, broker: Broker) -> None:
     probe = Recorder()
     conn, close = await connect(hub, probe)
     await hub.subscribe(conn, "user:probe")
-    await broker.publish("user:probe", "probe", b"{}", history=False)
+    await broker.publish("user:probe", "test.probe", b"{}", history=False)
     await probe.wait_events(1)
     await close()
 
@@ -87,7 +87,7 @@ async def test_resubscribe_with_since_replays_from_there(hub: Hub, broker: Broke
     recorder = Recorder()
     conn, close = await connect(hub, recorder)
     await hub.subscribe(conn, "user:u1")
-    offsets = [await broker.publish("user:u1", "t", b"%d" % i) for i in range(3)]
+    offsets = [await broker.publish("user:u1", "test.event", b'{"i":%d}' % i) for i in range(3)]
     await recorder.wait_events(3)
     result = await hub.subscribe(conn, "user:u1", offsets[0])
     assert result.replayed == 2
@@ -101,7 +101,7 @@ async def test_old_since_is_not_recovered(broker_factory) -> None:
     broker = await broker_factory(history_size=5)
     hub = Hub(broker)
     await hub.start()
-    offsets = [await broker.publish("order:old", "t", b"%d" % i) for i in range(8)]
+    offsets = [await broker.publish("order:old", "test.event", b'{"i":%d}' % i) for i in range(8)]
     first = offsets[0]
     assert first is not None
     recorder = Recorder()
@@ -140,7 +140,7 @@ async def test_slow_consumer_is_closed_while_healthy_one_gets_everything(broker:
     # the slow writer holds its first batch forever, so its queue overflows on the third round.
     for round_ in range(1, 5):
         for _ in range(30):
-            await broker.publish("order:busy", "t", payload)
+            await broker.publish("order:busy", "test.event", payload)
         await healthy.wait_events(30 * round_)
     await slow.wait_for(lambda r: r.closed_with is not None)
     assert slow.closed_with is not None and slow.closed_with[0] == CLOSE_TOO_SLOW
@@ -212,13 +212,13 @@ async def test_epoch_change_under_live_subscription_is_announced(hub: Hub, broke
     recorder = Recorder()
     conn, close = await connect(hub, recorder)
     await hub.subscribe(conn, "order:reset")
-    old = await broker.publish("order:reset", "t", b"1")
+    old = await broker.publish("order:reset", "test.event", b'{"i":1}')
     await recorder.wait_events(1)
     if hasattr(broker, "forget"):
         broker.forget("order:reset")
     else:
         await broker._client.delete(*broker._keys("order:reset"))  # type: ignore[attr-defined]
-    new = await broker.publish("order:reset", "t", b"2")
+    new = await broker.publish("order:reset", "test.event", b'{"i":2}')
     await recorder.wait_events(2)
     assert old is not None and new is not None and new.epoch != old.epoch
     reset = recorder.messages[-2]

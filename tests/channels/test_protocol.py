@@ -62,6 +62,15 @@ def test_bad_frames_raise_protocol_error(frame: bytes) -> None:
     assert str(info.value)
 
 
+@pytest.mark.parametrize("frame", ['{"op":"ping","x":' + "[" * 2000 + "]" * 2000 + "}", "[" * 33 + "]" * 33])
+def test_deeply_nested_frames_raise_protocol_error(frame: str) -> None:
+    """Nesting past 32 levels is a ProtocolError, checked before decoding (2,000 levels would recurse)."""
+    with pytest.raises(ProtocolError, match="nested deeper than 32"):
+        decode_client_message(frame)
+    with pytest.raises(ProtocolError, match="nested deeper than 32"):
+        decode_client_message(frame.encode())
+
+
 def test_server_messages_omit_unset_optional_fields() -> None:
     """Optional fields are absent, not null, and names are camelCase."""
     assert encode_server_message(Welcome(user_id="u_1", channels=["user:u_1"])) == (

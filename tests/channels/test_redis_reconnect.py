@@ -77,7 +77,7 @@ async def test_malformed_producer_payloads_are_counted_not_fatal(redis_client: a
         (event,) = await recorder.wait_events(1)
         assert event["offset"] is None and event["data"] == {"orderId": "o1"}
         assert isinstance(event["ts"], str) and event["ts"].endswith("Z")
-        assert broker.stats.malformed == 2
+        assert broker.stats.dropped == {"not_json": 1, "bad_type": 1}
         assert broker.healthy
     finally:
         await close()
@@ -93,3 +93,39 @@ async def test_start_fails_loudly_when_redis_is_unreachable() -> None:
     broker = RedisBroker("redis://127.0.0.1:1/0")
     with pytest.raises(BrokerUnavailable):
         await broker.start()
+
+
+async def test_pubsub_killed_mid_stream_loses_no_offset(redis_client: aioredis.Redis) -> None:
+    """Only the listener's connection is killed while a producer publishes with history: every offset arrives once."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    broker = RedisBroker(REDIS_URL, prefix=prefix, history_size=500, reconnect_delay=(0.05, 0.2))
+    await broker.start()
+    hub = Hub(broker)
+    await hub.start()
+    publisher = Publisher(broker)
+    recorder = Recorder()
+    conn, close = await connect(hub, recorder)
+    total = 300
+
+    async def produce() -> None:
+        for i in range(total):
+            await publisher.publish("order:k1", "tracking.eta", {"i": i})
+
+    try:
+        await hub.subscribe(conn, "order:k1")
+        producer = asyncio.create_task(produce())
+        await recorder.wait_events(50)
+        await kill_listener(redis_client, broker.listener_name)  # CLIENT KILL ID: nobody else's connection
+        assert not producer.done(), "the kill must land mid-stream"
+        await asyncio.wait_for(producer, WAIT)
+        events = await recorder.wait_events(total)
+        assert [parse_offset(str(e["offset"])).seq for e in events] == list(range(1, total + 1))
+        assert [e["data"] for e in events] == [{"i": i} for i in range(total)]
+        assert not [m for m in recorder.messages if m["op"] == "subscribed" and m.get("recovered") is False]
+        assert broker.stats.reconnects == 1 and hub.metrics.resyncs == 1
+        assert hub.metrics.gaps_filled > 0  # some were published while the listener was away
+    finally:
+        await close()
+        await hub.stop()
+        await broker.stop()
+        await delete_prefix(redis_client, prefix)
