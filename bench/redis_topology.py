@@ -180,18 +180,14 @@ class RedisCluster:
     def __init__(self, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2000) -> None:
         self.masters = masters
         self.replicas = replicas
-        self.nodes = [
-            RedisServer(
-                args=[
-                    "--cluster-enabled", "yes",
-                    "--cluster-node-timeout", str(node_timeout_ms),
-                    "--cluster-config-file", "nodes.conf",
-                    # A replica promoted after losing its master accepts writes at once.
-                    "--cluster-replica-validity-factor", "0",
-                ]
-            )  # fmt: skip
-            for _ in range(masters * (1 + replicas))
-        ]
+        options = [
+            "--cluster-enabled", "yes",
+            "--cluster-node-timeout", str(node_timeout_ms),
+            "--cluster-config-file", "nodes.conf",
+            # A replica promoted after losing its master accepts writes at once.
+            "--cluster-replica-validity-factor", "0",
+        ]  # fmt: skip
+        self.nodes = [RedisServer(args=options) for _ in range(masters * (1 + replicas))]
 
     @property
     def url(self) -> str:
