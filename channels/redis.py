@@ -1,22 +1,22 @@
-"""Redis broker: pub/sub for live events, a stream per channel for history, across processes.
+"""Redis broker: pub/sub for live events, a stream per channel for history, across processes and hosts.
 
-Key layout (``prefix`` defaults to ``push``): producers PUBLISH to ``<prefix>:<channel>``; history
-lives in ``<prefix>:epoch:<channel>`` (string), ``<prefix>:seq:<channel>`` (counter) and
-``<prefix>:stream:<channel>`` (stream, entry id ``0-<seq>``); idempotency keys in
-``<prefix>:idem:<key>``. Commands go through a bounded, blocking pool; live events through the
-``PubSubListener`` (one dedicated connection). See ``docs/channels.md``.
+One server, the master Sentinel names, or a Redis Cluster: ``RedisConnector`` makes the clients,
+``channels/redis_layout.py`` names the keys (every key of a channel in the slot of the channel's
+pub/sub name), ``channels/redis_scripts.py`` holds the atomic steps (with epochs fenced by the
+master's replication id). Commands go through a bounded, blocking pool; live events through one
+``PubSubListener`` (``SUBSCRIBE``), or on a cluster one per shard master (``ShardedSubscriber``,
+``SSUBSCRIBE``), each proven by a canary. See ``docs/channels.md`` and ``docs/operations.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,9 +26,15 @@ from channels.drops import DropLog
 from channels.envelope import EVENT_MAX_BYTES, encode_envelope, parse_event, validate_event
 from channels.errors import BrokerError, BrokerUnavailable, InvalidEvent
 from channels.offsets import Offset, new_epoch, parse_offset
+from channels.redis_canary import Canary, CanaryLoop
+from channels.redis_connector import RedisClient, RedisConnector
+from channels.redis_layout import ChannelKeys
 from channels.redis_offsets import OffsetReader
 from channels.redis_pubsub import PubSubListener
 from channels.redis_scripts import PUBLISH_SCRIPT, READ_SCRIPT
+from channels.redis_sentinel import SwitchMasterWatcher
+from channels.redis_shards import ShardedSubscriber
+from channels.redis_target import parse_redis_url
 
 __all__ = ["RedisBroker"]
 
@@ -38,7 +44,7 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class RedisBroker(Broker):
-    """The broker contract over Redis (see module docstring for keys, docs/channels.md for recovery).
+    """The broker contract over Redis (see the module docstring; docs/channels.md for recovery).
 
     ``subscribe`` waits for Redis's confirmation; while Redis is unreachable it waits up to
     ``subscribe_timeout`` for the listener to reconnect, then raises ``BrokerUnavailable``.
@@ -46,7 +52,7 @@ class RedisBroker(Broker):
     short retries): producers decide whether to retry.
 
     Args:
-        url: ``redis://`` URL.
+        redis: A ``REDIS_URL`` (any of its three forms) or a ``RedisConnector``.
         prefix: Prefix of every key and pub/sub channel.
         history_size: Events kept per channel.
         history_ttl: Seconds an idle channel's history lives.
@@ -61,7 +67,7 @@ class RedisBroker(Broker):
 
     def __init__(
         self,
-        url: str,
+        redis: str | RedisConnector,
         prefix: str = "push",
         history_size: int = 1000,
         history_ttl: int = 86400,
@@ -76,8 +82,10 @@ class RedisBroker(Broker):
     ) -> None:
         if history_size < 1 or history_ttl < 1:
             raise ValueError("history_size and history_ttl must be positive")
-        self.url = url
+        self._owns_connector = isinstance(redis, str)
+        self.connector = RedisConnector(parse_redis_url(redis)) if isinstance(redis, str) else redis
         self.prefix = prefix
+        self.keys = ChannelKeys(prefix)
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.event_max_bytes = event_max_bytes
@@ -85,89 +93,154 @@ class RedisBroker(Broker):
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.stats = BrokerStats()
+        self.listener_name = f"{prefix}-listener"
+        self._listener_options: dict[str, Any] = {
+            "subscribe_timeout": subscribe_timeout,
+            "reconnect_delay": reconnect_delay,
+            "ping_interval": ping_interval,
+        }
+        self._publish_command = "SPUBLISH" if self.connector.is_cluster else "PUBLISH"
         self._drops = DropLog(self.stats.dropped, logger)
-        self._client: aioredis.Redis | None = None
+        self._client: RedisClient | None = None
         self._publish_script: Any = None
         self._read_script: Any = None
         self._offsets: OffsetReader | None = None
+        self._subscriber: PubSubListener | ShardedSubscriber | None = None
+        self._canaries = CanaryLoop(self._listeners, self._send_canary)
+        self._switches: SwitchMasterWatcher | None = None
         self._queue: asyncio.Queue[BrokerEvent | Resync | None] = asyncio.Queue()
-        self._pubsub = PubSubListener(
-            url,
-            prefix,
-            on_message=self._on_message,
-            on_resync=lambda channels: self._queue.put_nowait(Resync(channels)),
-            stats=self.stats,
-            subscribe_timeout=subscribe_timeout,
-            reconnect_delay=reconnect_delay,
-            ping_interval=ping_interval,
-        )
-        self.listener_name = self._pubsub.name
 
     async def start(self) -> None:
-        """Open the command pool and the pub/sub connection; raises ``BrokerUnavailable`` if Redis is down."""
-        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
-        # Blocking: a burst of subscribes waits for a free connection instead of failing with
-        # "Too many connections" (redis-py's plain pool raises at max_connections).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.max_connections,
-            timeout=self.pool_timeout,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            retry=retry,
+        """Open the command pool and the pub/sub connection(s); raises ``BrokerUnavailable`` if Redis is down."""
+        connector = self.connector
+        self._client = client = connector.client(
+            max_connections=self.max_connections, pool_timeout=self.pool_timeout, client_name=f"{self.prefix}-commands"
         )
-        self._client = aioredis.Redis.from_pool(pool)
-        self._publish_script = self._client.register_script(PUBLISH_SCRIPT)
-        self._read_script = self._client.register_script(READ_SCRIPT)
-        offsets_client = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, retry=retry)
-        self._offsets = OffsetReader(offsets_client, self._keys, self.history_ttl)
+        self._publish_script = client.register_script(PUBLISH_SCRIPT)
+        self._read_script = client.register_script(READ_SCRIPT)
+        # Its own client, without socket_timeout: one timeout bounds each batched call.
+        self._offsets = OffsetReader(
+            connector.client(socket_timeout=None, client_name=f"{self.prefix}-offsets"),
+            self.keys.history,
+            self.history_ttl,
+        )
+        resync = self._resync
+        if isinstance(client, RedisCluster):
+            self._subscriber = ShardedSubscriber(
+                client,
+                connector,
+                self.keys,
+                on_message=self._on_message,
+                on_resync=resync,
+                stats=self.stats,
+                name=self.listener_name,
+                **self._listener_options,
+            )
+        else:
+            self._subscriber = PubSubListener(
+                connector.pubsub_pool(self.listener_name),
+                self.keys,
+                name=self.listener_name,
+                on_message=self._on_message,
+                on_resync=resync,
+                stats=self.stats,
+                canary=Canary(Canary.new_channel()),
+                **self._listener_options,
+            )
         try:
-            await self._pubsub.start()
+            await self._subscriber.start()
         except BaseException:
             await self._offsets.stop()
-            await self._client.aclose()
+            await client.aclose()
             raise
+        if connector.sentinel is not None and connector.target.service:
+            self._switches = SwitchMasterWatcher(connector.sentinel, connector.target.service, self._master_switched)
+            self._switches.start()
+        # Ready at once when the subscriptions are confirmed and the canaries came back; /ready says when not.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._listener_options["subscribe_timeout"]):
+                await self._subscriber.wait_healthy(True)
+            await self._canaries.proven()
+        self._canaries.start()
 
     async def stop(self) -> None:
-        """Stop the listener, close both connections and end ``events()``."""
-        await self._pubsub.stop()
+        """Stop the listener(s), close the connections and end ``events()``."""
+        await self._canaries.stop()
+        if self._switches is not None:
+            await self._switches.stop()
+        if self._subscriber is not None:
+            await self._subscriber.stop()
         if self._offsets is not None:
             await self._offsets.stop()
         if self._client is not None:
             await self._client.aclose()
+        if self._owns_connector:
+            await self.connector.aclose()
         self._queue.put_nowait(None)
+
+    def _resync(self, channels: tuple[str, ...]) -> None:
+        """A listener reconnected or channels moved: refill them, and prove the new connection at once."""
+        self._queue.put_nowait(Resync(channels))
+        self._canaries.kick()
+
+    def _listeners(self) -> list[PubSubListener]:
+        subscriber = self._subscriber
+        if subscriber is None:
+            return []
+        return subscriber.listeners if isinstance(subscriber, ShardedSubscriber) else [subscriber]
+
+    async def _send_canary(self, channel: str, payload: bytes) -> None:
+        if self._client is not None:
+            await self._client.execute_command(self._publish_command, self.keys.pubsub(channel), payload)
+
+    def _master_switched(self, address: str) -> None:
+        for listener in self._listeners():
+            listener.reconnect(f"sentinel named a new master {address}")
+        if self._client is not None and not isinstance(self._client, RedisCluster):
+            # Idle connections to the old master go; in-use ones fail with READONLY and are retried.
+            asyncio.get_running_loop().create_task(self._client.connection_pool.disconnect(inuse_connections=False))
 
     @property
     def healthy(self) -> bool:
-        """True while the pub/sub connection is up and every channel is (re)subscribed."""
-        return self._pubsub.healthy
+        """True while every pub/sub connection is up, every channel (re)subscribed and every canary on time."""
+        return self._subscriber is not None and self._subscriber.healthy
 
     @property
     def subscriptions(self) -> frozenset[str]:
         """Channels currently subscribed."""
-        return self._pubsub.subscriptions
+        return self._subscriber.subscriptions if self._subscriber is not None else frozenset()
+
+    def shards(self) -> list[tuple[str, bool, int, int]]:
+        """Per pub/sub connection (a cluster: per shard master): name, healthy, reconnects, channels."""
+        return [
+            (listener.name, listener.healthy, listener.reconnects, len(listener.subscriptions))
+            for listener in self._listeners()
+        ]
 
     async def wait_healthy(self, healthy: bool = True) -> None:
-        """Wait until ``healthy`` has the given value (callers add their own timeout)."""
-        await self._pubsub.wait_healthy(healthy)
+        """Wait until ``healthy`` has the given value; callers add their own timeout."""
+        if self._subscriber is None:
+            raise BrokerError("RedisBroker used before start()")
+        await self._subscriber.wait_healthy(healthy)
+        while self.healthy is not healthy:  # then the canary (a round trip, or its deadline)
+            await asyncio.sleep(0.01)
 
     async def subscribe(self, channels: Iterable[str]) -> None:
         """Subscribe and wait for Redis's confirmation (see ``PubSubListener.subscribe``)."""
-        await self._pubsub.subscribe(channels)
+        if self._subscriber is None:
+            raise BrokerError("RedisBroker used before start()")
+        await self._subscriber.subscribe(channels)
 
     async def unsubscribe(self, channels: Iterable[str]) -> None:
         """Unsubscribe; late messages of these channels are ignored."""
-        await self._pubsub.unsubscribe(channels)
+        if self._subscriber is not None:
+            await self._subscriber.unsubscribe(channels)
 
     def _on_message(self, channel: str, payload: bytes) -> None:
         event = self._decode(channel, payload)
         if event is not None:
             self.stats.events_in += 1
             self._queue.put_nowait(event)
-
-    def _keys(self, channel: str) -> list[str]:
-        p = self.prefix
-        return [f"{p}:epoch:{channel}", f"{p}:seq:{channel}", f"{p}:stream:{channel}"]
 
     # commands
 
@@ -183,18 +256,19 @@ class RedisBroker(Broker):
     ) -> Offset | None:
         """Append and publish in one Lua script (see ``Broker.publish``)."""
         data = validate_event(type, data, ts, max_bytes=self.event_max_bytes)
-        keys = self._keys(channel)
+        keys = self.keys.history(channel)
         if idempotency_key is not None:
-            keys.append(f"{self.prefix}:idem:{idempotency_key}")
+            keys.append(self.keys.idempotency(channel, idempotency_key))
         envelope = encode_envelope(type, data, ts)
         args = [
-            f"{self.prefix}:{channel}",
+            self.keys.pubsub(channel),
             new_epoch(),
             envelope,
             self.history_size,
             self.history_ttl,
             "1" if history else "0",
             self.idempotency_ttl,
+            self._publish_command,
         ]
         raw_offset, fresh = await self._run_script(self._publish_script, keys, args)
         if fresh:
@@ -220,7 +294,7 @@ class RedisBroker(Broker):
     async def history(self, channel: str, after: Offset | None) -> History:
         """Read epoch, seq and the stream after ``after`` atomically (see ``History``)."""
         args = [new_epoch(), self.history_ttl, after.epoch if after else "", after.seq if after else 0]
-        epoch, seq, entries = await self._run_script(self._read_script, self._keys(channel), args)
+        epoch, seq, entries = await self._run_script(self._read_script, self.keys.history(channel), args)
         current = Offset(epoch.decode(), int(seq))
         events = [e for e in (self._decode(channel, fields[1]) for _, fields in entries) if e is not None]
         first_seq = events[0].offset.seq if events and events[0].offset else None

@@ -5,6 +5,12 @@ Modelled on channels_redis ``pubsub.py``. redis-py's ``PubSub`` helper is not us
 futures that the listener resolves on Redis's confirmations; on any error the listener logs, backs
 off with jitter, reconnects, re-subscribes every channel, waits for the confirmations, then calls
 ``on_resync`` so the hub refills from history what it may have missed.
+
+One listener serves one server (or the master Sentinel names: the pool's connections find it) with
+``SUBSCRIBE``; on Redis Cluster ``ShardedSubscriber`` runs one per shard master with ``SSUBSCRIBE``
+(``sharded``), which a node answers ``MOVED``, or ends with an unsolicited ``sunsubscribe``, for a
+slot it does not or no longer serve: ``on_moved`` then lets the owner re-route. A ``Canary`` proves
+the subscription still delivers (``channels/redis_canary.py``).
 """
 
 from __future__ import annotations
@@ -16,65 +22,81 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.broker import BrokerStats
 from channels.errors import BrokerError, BrokerUnavailable
+from channels.redis_canary import Canary
+from channels.redis_layout import ChannelKeys
 
 __all__ = ["PubSubListener"]
 
 logger = logging.getLogger(__name__)
 
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_BATCH = 200  # channels per (UN)SUBSCRIBE command
 
 
 class PubSubListener:
     """Keeps one confirmed Redis subscription set alive across connection failures.
 
     Args:
-        url: ``redis://`` URL.
-        prefix: Pub/sub channel ``<prefix>:<channel>`` carries ``<channel>``.
+        pool: Makes the connection (``RedisConnector.pubsub_pool`` or ``shard_pool``; RESP2).
+        keys: The deployment's channel names (``<prefix>:<channel>``).
+        name: For logs and ``CLIENT LIST`` (the pool sets the client name).
         on_message: Called with (channel, payload) for every message of a subscribed channel; what it
             raises is counted in ``stats.listener_errors`` and logged, never a reason to reconnect.
         on_resync: Called with the re-subscribed channels after a reconnection.
         stats: Counters (``reconnects``, ``listener_errors``).
-        subscribe_timeout: Seconds ``subscribe`` waits for confirmation.
+        sharded: ``SSUBSCRIBE`` (Redis Cluster's sharded pub/sub) instead of ``SUBSCRIBE``.
+        on_moved: Called with the channels a node says it does not (or no longer) serve (sharded only).
+        canary: This connection's canary; its messages are taken here, never passed on.
+        subscribe_timeout: Seconds ``subscribe`` waits for confirmation (and a connect may take).
         reconnect_delay: (base, cap) seconds of the jittered exponential backoff.
         ping_interval: Seconds between keepalive PINGs; three silent intervals drop the connection.
     """
 
     def __init__(
         self,
-        url: str,
-        prefix: str,
+        pool: ConnectionPool,
+        keys: ChannelKeys,
         *,
+        name: str,
         on_message: Callable[[str, bytes], None],
         on_resync: Callable[[tuple[str, ...]], None],
         stats: BrokerStats,
+        sharded: bool = False,
+        on_moved: Callable[[tuple[str, ...]], None] | None = None,
+        canary: Canary | None = None,
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 5.0),
         ping_interval: float = 15.0,
     ) -> None:
-        self.url = url
-        self.name = f"{prefix}-listener"
+        self.name = name
         self.stats = stats
+        self.canary = canary
         self.subscribe_timeout = subscribe_timeout
         self.reconnect_delay = reconnect_delay
         self.ping_interval = ping_interval
+        self.reconnects = 0  # this connection's own, for per-shard metrics
+        self._pool = pool
+        self._keys = keys
         self._on_message = on_message
         self._on_resync = on_resync
-        self._channel_prefix = f"{prefix}:"
-        self._pool: aioredis.ConnectionPool | None = None
+        self._on_moved = on_moved
+        self._sharded = sharded
+        self._verbs = (b"smessage", b"ssubscribe", b"sunsubscribe") if sharded else (b"message", b"subscribe", b"")
         self._conn: AbstractConnection | None = None
-        self._channels: set[str] = set()  # what we must be subscribed to
+        self._channels: set[str] = set()  # what we must be subscribed to (the canary's included)
         self._confirmed: set[str] = set()  # confirmed on the current connection
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._awaiting: set[str] = set()  # re-subscriptions not yet confirmed after a reconnect
         self._reconnecting = False
-        self._healthy = False
+        self._connected = False
         self._health = asyncio.Condition()
         self._write_lock = asyncio.Lock()
         # (UN)SUBSCRIBE requests waiting for the sender, in order; requests made together share one command.
@@ -85,25 +107,19 @@ class PubSubListener:
         self._last_read = 0.0
         self._error_logged_at = -math.inf
         self._unlogged_errors = 0
+        if canary is not None:
+            self._channels.add(canary.channel)
 
     async def start(self) -> None:
         """Connect once (raising ``BrokerUnavailable`` if Redis is down), then start the listener."""
-        self._pool = aioredis.ConnectionPool.from_url(
-            # RESP2: pub/sub messages come back from read_response (RESP3 would route them to a push handler)
-            self.url,
-            client_name=self.name,
-            socket_connect_timeout=2,
-            socket_keepalive=True,
-            protocol=2,
-        )
         try:
             await self._connect()
-        except _UNAVAILABLE as exc:
+        except (*_UNAVAILABLE, TimeoutError) as exc:
             await self._pool.disconnect()
-            raise BrokerUnavailable(f"cannot connect to Redis at {self.url}: {exc}") from exc
+            raise BrokerUnavailable(f"cannot connect pub/sub {self.name}: {exc}") from exc
         self._tasks = [
-            asyncio.create_task(self._listen(), name="redis-pubsub-listener"),
-            asyncio.create_task(self._keepalive(), name="redis-pubsub-keepalive"),
+            asyncio.create_task(self._listen(), name=f"redis-pubsub-{self.name}"),
+            asyncio.create_task(self._keepalive(), name=f"redis-pubsub-keepalive-{self.name}"),
         ]
 
     async def stop(self) -> None:
@@ -124,29 +140,54 @@ class PubSubListener:
         if self._conn is not None:
             await self._conn.disconnect()
             self._conn = None
-        if self._pool is not None:
-            await self._pool.disconnect()
-        await self._set_healthy(False)
+        await self._pool.disconnect()
+        await self._set_connected(False)
+
+    @property
+    def connected(self) -> bool:
+        """True while connected with every channel (re)subscribed."""
+        return self._connected
 
     @property
     def healthy(self) -> bool:
-        """True while connected with every channel (re)subscribed."""
-        return self._healthy
+        """Connected, every channel confirmed, and (with a canary) proven to deliver and not stalled."""
+        if not self._connected:
+            return False
+        canary = self.canary
+        return canary is None or (canary.proven and not canary.late())
 
     @property
     def subscriptions(self) -> frozenset[str]:
-        """Channels currently subscribed (re-subscribed after every reconnect)."""
-        return frozenset(self._channels)
+        """Channels currently subscribed for the hub (re-subscribed after every reconnect)."""
+        canary = self.canary
+        return frozenset(c for c in self._channels if canary is None or c != canary.channel)
 
     async def wait_healthy(self, healthy: bool = True) -> None:
-        """Wait until ``healthy`` has the given value (callers add their own timeout)."""
+        """Wait until ``connected`` has the given value (callers add their own timeout)."""
         async with self._health:
-            await self._health.wait_for(lambda: self._healthy is healthy)
+            await self._health.wait_for(lambda: self._connected is healthy)
 
-    async def _set_healthy(self, healthy: bool) -> None:
+    async def _set_connected(self, connected: bool) -> None:
         async with self._health:
-            self._healthy = healthy
+            self._connected = connected
             self._health.notify_all()
+
+    def reconnect(self, reason: str) -> None:
+        """Drop the connection now (a stalled canary, a failover): the listener reconnects and resyncs.
+
+        The reader is cancelled rather than waited for: on a frozen server its read never returns.
+        """
+        if self._stopping or not self._tasks:
+            return
+        logger.warning("pub/sub %s: reconnecting: %s", self.name, reason)
+        reader = self._tasks[0]
+        reader.cancel()
+        self._tasks[0] = asyncio.create_task(self._restart(reader), name=f"redis-pubsub-{self.name}")
+
+    async def _restart(self, reader: asyncio.Task[None]) -> None:
+        await asyncio.gather(reader, return_exceptions=True)
+        await self._disconnected(RedisConnectionError("reconnect requested"), 1, quiet=True)
+        await self._listen()
 
     async def subscribe(self, channels: Iterable[str]) -> None:
         """Subscribe and wait for Redis's confirmation of every channel.
@@ -177,7 +218,9 @@ class PubSubListener:
                     await asyncio.gather(*futures)
         except TimeoutError:
             self._channels.difference_update(c for c in added if c not in self._confirmed)
-            raise BrokerUnavailable(f"Redis did not confirm SUBSCRIBE within {self.subscribe_timeout}s") from None
+            raise BrokerUnavailable(
+                f"Redis did not confirm the subscription within {self.subscribe_timeout}s"
+            ) from None
         finally:
             for channel, future in zip(wanted, futures, strict=True):
                 pending = self._waiters.get(channel)
@@ -228,28 +271,38 @@ class PubSubListener:
         finally:
             self._sender = None
 
+    def _commands(self, command: str, channels: list[str]) -> list[tuple[str, ...]]:
+        """The commands for ``channels``: batches of 200, or on a cluster one per slot (Redis refuses mixed slots)."""
+        names = [self._keys.pubsub(c) for c in channels]
+        if not self._sharded:
+            return [(command, *names[i : i + _BATCH]) for i in range(0, len(names), _BATCH)]
+        by_slot: dict[int, list[str]] = {}
+        for name in names:
+            by_slot.setdefault(key_slot(name.encode()), []).append(name)
+        return [(f"S{command}", *group) for group in by_slot.values()]
+
     async def _send(self, command: str, channels: list[str]) -> None:
-        """Send (UN)SUBSCRIBE in batches on the live connection; no-op while disconnected."""
-        for start in range(0, len(channels), 200):
-            batch = [f"{self._channel_prefix}{c}" for c in channels[start : start + 200]]
-            async with self._write_lock:
-                conn = self._conn
-                # is_connected guard: send_command on a dropped connection would silently reconnect it
-                if conn is None or not conn.is_connected:
-                    return
-                try:
-                    await conn.send_command(command, *batch)
-                except _UNAVAILABLE as exc:
-                    logger.info("pub/sub %s not sent, listener will resubscribe: %s", command, exc)
-                    return
+        """Send (UN)SUBSCRIBE on the live connection, every command in one write; no-op while disconnected."""
+        commands = self._commands(command, channels)
+        async with self._write_lock:
+            conn = self._conn
+            # is_connected guard: send_command on a dropped connection would silently reconnect it
+            if conn is None or not conn.is_connected:
+                return
+            try:
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            except _UNAVAILABLE as exc:
+                logger.info("pub/sub %s not sent, listener will resubscribe: %s", command, exc)
 
     async def _connect(self) -> None:
-        if self._pool is None:
-            raise BrokerError("PubSubListener used before start()")
         conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
-        await conn.connect()  # type: ignore[no-untyped-call]
+        # A server frozen mid-handshake (SIGSTOP) must not hold the reconnect for ever.
+        async with asyncio.timeout(self.subscribe_timeout):
+            await conn.connect()  # type: ignore[no-untyped-call]
         self._last_read = asyncio.get_running_loop().time()
         self._conn = conn
+        if self.canary is not None:
+            self.canary.reset()
         # Snapshot after _conn is set (no await in between): later subscribe() calls send themselves.
         self._awaiting = set(self._channels)
         await self._send("SUBSCRIBE", sorted(self._awaiting))
@@ -260,9 +313,11 @@ class PubSubListener:
         if self._reconnecting:
             self._reconnecting = False
             self.stats.reconnects += 1
-            self._on_resync(tuple(sorted(self._confirmed)))
-            logger.info("Redis pub/sub reconnected; %d channels resubscribed", len(self._confirmed))
-        await self._set_healthy(True)
+            self.reconnects += 1
+            resubscribed = tuple(sorted(self.subscriptions & self._confirmed))
+            self._on_resync(resubscribed)
+            logger.info("Redis pub/sub %s reconnected; %d channels resubscribed", self.name, len(resubscribed))
+        await self._set_connected(True)
 
     async def _listen(self) -> None:
         attempt = 0
@@ -273,7 +328,12 @@ class PubSubListener:
                     attempt = 0
                 conn = self._conn
                 while conn is not None:
-                    response = await conn.read_response(timeout=math.inf)
+                    try:
+                        response = await conn.read_response(timeout=math.inf)
+                    except ResponseError as exc:
+                        # A reply to our (S)SUBSCRIBE, not a broken connection: MOVED for a slot elsewhere.
+                        self._refused(exc)
+                        continue
                     self._last_read = asyncio.get_running_loop().time()
                     await self._handle(response)
             except asyncio.CancelledError:
@@ -285,32 +345,46 @@ class PubSubListener:
                 base, cap = self.reconnect_delay
                 await asyncio.sleep(random.uniform(base, min(cap, base * 2**attempt)))
 
-    async def _disconnected(self, exc: BaseException, attempt: int) -> None:
+    def _refused(self, exc: ResponseError) -> None:
+        if self._on_moved is not None:
+            logger.info("pub/sub %s: %s; re-routing", self.name, exc)
+            self._on_moved(())
+        else:
+            logger.warning("pub/sub %s: Redis refused a subscription: %s", self.name, exc)
+
+    async def _disconnected(self, exc: BaseException, attempt: int, *, quiet: bool = False) -> None:
         conn, self._conn = self._conn, None
         self._confirmed.clear()
         self._reconnecting = True
-        await self._set_healthy(False)
+        await self._set_connected(False)
         if conn is not None:
             await conn.disconnect(nowait=True)
+        if quiet:
+            return
         log = logger.warning if attempt == 1 else logger.info
-        log("Redis pub/sub connection lost (attempt %d): %r", attempt, exc, exc_info=attempt == 1)
+        log("Redis pub/sub %s lost (attempt %d): %r", self.name, attempt, exc, exc_info=attempt == 1)
 
     async def _handle(self, response: Any) -> None:
         if not isinstance(response, list) or len(response) < 2:
             return
         kind = response[0]
-        if kind == b"message":
-            channel = response[1].decode()[len(self._channel_prefix) :]
-            if channel in self._channels:
-                try:
-                    self._on_message(channel, response[2])
-                except Exception:
-                    # One message must never cost the connection: a reconnect loses every bare publish
-                    # of its window for good. Count it, log at most once a second, read on.
-                    self._message_failed(channel)
-        elif kind == b"subscribe":
-            channel = response[1].decode()[len(self._channel_prefix) :]
-            if channel not in self._channels:
+        message, subscribed, unsubscribed = self._verbs
+        if kind == message:
+            channel = self._keys.channel_of(response[1].decode())
+            if channel is None or channel not in self._channels:
+                return
+            if self.canary is not None and channel == self.canary.channel:
+                self.canary.arrived(response[2])
+                return
+            try:
+                self._on_message(channel, response[2])
+            except Exception:
+                # One message must never cost the connection: a reconnect loses every bare publish
+                # of its window for good. Count it, log at most once a second, read on.
+                self._message_failed(channel)
+        elif kind == subscribed:
+            channel = self._keys.channel_of(response[1].decode())
+            if channel is None or channel not in self._channels:
                 return
             self._confirmed.add(channel)
             for future in self._waiters.get(channel, ()):
@@ -320,6 +394,12 @@ class PubSubListener:
                 self._awaiting.discard(channel)
                 if not self._awaiting:
                     await self._became_ready()
+        elif kind == unsubscribed:
+            channel = self._keys.channel_of(response[1].decode())
+            if channel is not None and channel in self._channels and self._on_moved is not None:
+                # Not asked for: the node no longer serves this slot (migrated, or it failed over).
+                self._confirmed.discard(channel)
+                self._on_moved((channel,))
 
     def _message_failed(self, channel: str) -> None:
         self.stats.listener_errors += 1
@@ -334,6 +414,17 @@ class PubSubListener:
             )
             self._unlogged_errors = 0
 
+    def forget(self, channels: Iterable[str]) -> None:
+        """Stop tracking ``channels`` without telling Redis (they moved to another node)."""
+        for channel in channels:
+            self._channels.discard(channel)
+            self._confirmed.discard(channel)
+            self._awaiting.discard(channel)
+
+    def owns(self, channel: str) -> bool:
+        """Whether this listener is asked to deliver ``channel``."""
+        return channel in self._channels
+
     async def _keepalive(self) -> None:
         """PING the pub/sub connection; drop it after three silent intervals (half-open TCP)."""
         loop = asyncio.get_running_loop()
@@ -343,7 +434,9 @@ class PubSubListener:
             if conn is None:
                 continue
             if loop.time() - self._last_read > 3 * self.ping_interval:
-                logger.warning("Redis pub/sub silent for %.0fs; reconnecting", loop.time() - self._last_read)
+                logger.warning(
+                    "Redis pub/sub %s silent for %.0fs; reconnecting", self.name, loop.time() - self._last_read
+                )
                 await conn.disconnect(nowait=True)
                 continue
             async with self._write_lock:

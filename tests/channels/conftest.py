@@ -37,9 +37,10 @@ async def _require_redis() -> None:
 
 async def delete_prefix(client: aioredis.Redis, prefix: str) -> None:
     """Delete every key under ``prefix`` (and only those: the Redis is shared)."""
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=500)]
-    if keys:
-        await client.delete(*keys)
+    for pattern in (f"{prefix}:*", f"{{{prefix}:*"):  # channel keys are tagged {<prefix>:<channel>}
+        keys = [key async for key in client.scan_iter(match=pattern, count=500)]
+        if keys:
+            await client.delete(*keys)
 
 
 @pytest.fixture

@@ -217,7 +217,7 @@ async def test_epoch_change_under_live_subscription_is_announced(hub: Hub, broke
     if hasattr(broker, "forget"):
         broker.forget("order:reset")
     else:
-        await broker._client.delete(*broker._keys("order:reset"))  # type: ignore[attr-defined]
+        await broker._client.delete(*broker.keys.history("order:reset"))  # type: ignore[attr-defined]
     new = await broker.publish("order:reset", "test.event", b'{"i":2}')
     await recorder.wait_events(2)
     assert old is not None and new is not None and new.epoch != old.epoch

@@ -21,7 +21,7 @@ async def test_burst_of_subscribes_queues_for_the_pool_and_shares_subscribe_comm
     broker = await broker_factory(max_connections=4, pool_timeout=WAIT)
     assert isinstance(broker, RedisBroker)
     sent: list[int] = []
-    listener: Any = broker._pubsub  # type: ignore[attr-defined]
+    listener: Any = broker._subscriber  # type: ignore[attr-defined]
     send = listener._send
 
     async def counting_send(command: str, channels: list[str]) -> None:
@@ -55,7 +55,7 @@ async def test_offset_reads_share_one_call_and_survive_a_script_flush(broker_fac
     broker = await broker_factory()
     assert isinstance(broker, RedisBroker)
     client = aioredis.Redis.from_url(REDIS_URL)
-    reader = OffsetReader(client, broker._keys, 60)
+    reader = OffsetReader(client, broker.keys.history, 60)
     batches: list[int] = []
     call = reader._call
 
