@@ -7,11 +7,11 @@ Modelled on litestar ``channels/backends/base.py`` and broadcaster ``_base.py``.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import msgspec
 
@@ -38,6 +38,8 @@ class BrokerEvent(msgspec.Struct, frozen=True):
         data: The producer's JSON value, relayed undecoded.
         ts: Publish time, RFC 3339 UTC.
         received_at: ``time.monotonic()`` when this process received it.
+        published_at: ``ts`` as a UNIX timestamp when the broker already parsed it (the hub's
+            latency metric needs it; ``None``: the hub parses ``ts`` itself).
     """
 
     channel: str
@@ -46,6 +48,7 @@ class BrokerEvent(msgspec.Struct, frozen=True):
     data: msgspec.Raw
     ts: str
     received_at: float = 0.0
+    published_at: float | None = None
 
 
 class Resync(msgspec.Struct, frozen=True):
@@ -90,9 +93,23 @@ class BrokerStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def utc_timestamp() -> str:
-    """Return now as RFC 3339 UTC with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_second_text: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
+def utc_timestamp(at: float | None = None) -> str:
+    """Return ``at`` (a UNIX time, default now) as RFC 3339 UTC with milliseconds and ``Z``.
+
+    Every bare producer message is stamped with it: the date and time of day are formatted once per
+    second (a third of the cost of ``datetime.isoformat``), the milliseconds each time.
+    """
+    global _second_text
+    now = time.time() if at is None else at
+    second = math.floor(now)
+    cached, text = _second_text
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_text = (second, text)
+    return f"{text}.{int((now - second) * 1000):03d}Z"
 
 
 def history_is_complete(after: Offset | None, current: Offset, first_seq: int | None) -> bool:

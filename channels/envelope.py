@@ -25,6 +25,7 @@ small ``ts`` parse.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime
 from typing import Annotated, Final
 
@@ -91,6 +92,8 @@ _OFFSET_ROOM = _OFFSET_FIELD_BYTES + 32 + 1 + 19
 _ENVELOPE_BYTES = len(b'{"type":"","data":,"ts":""}')
 _STAMP_LENGTH = len("2024-01-02T03:04:05.678Z")
 _OBJECT = ord("{")
+# An int: `10 in payload` is one memchr; `b"\n" in payload` first tries the bytes as an int and fails.
+_NEWLINE = ord("\n")
 # Types already seen valid skip the regex (a few dozen in practice; bounded against a flood of new ones).
 _valid_types: set[str] = set()
 _VALID_TYPES_KEPT = 1024
@@ -132,9 +135,10 @@ def parse_event(channel: str, payload: bytes, max_bytes: int = EVENT_MAX_BYTES) 
         raise InvalidEvent("bad_data", "data must be a JSON object")
     ts = envelope.ts
     if ts is None:
-        ts = utc_timestamp()
+        published_at = time.time()
+        ts = utc_timestamp(published_at)
     else:
-        _check_ts(ts)
+        published_at = _timestamp_of(ts)  # parsed once: the hub's latency metric reuses it
     offset = None
     if envelope.offset is not None:
         try:
@@ -143,9 +147,9 @@ def parse_event(channel: str, payload: bytes, max_bytes: int = EVENT_MAX_BYTES) 
             raise InvalidEvent("bad_offset", str(exc)) from None
         if size - _OFFSET_FIELD_BYTES - len(envelope.offset) > max_bytes:
             raise _too_large(size - _OFFSET_FIELD_BYTES - len(envelope.offset), max_bytes)
-    if b"\n" in payload:  # the rare path: pretty-printed JSON
+    if _NEWLINE in payload:  # the rare path: pretty-printed JSON
         data = msgspec.Raw(_compact(bytes(data)))
-    return BrokerEvent(channel, offset, type_, data, ts, monotonic())
+    return BrokerEvent(channel, offset, type_, data, ts, monotonic(), published_at)
 
 
 def validate_event(type: str, data: bytes, ts: str | None = None, *, max_bytes: int = EVENT_MAX_BYTES) -> bytes:
@@ -167,7 +171,7 @@ def validate_event(type: str, data: bytes, ts: str | None = None, *, max_bytes: 
     """
     validate_type(type)
     if ts is not None:
-        _check_ts(ts)
+        _timestamp_of(ts)
     size = _ENVELOPE_BYTES + len(type) + len(data) + (len(ts) if ts is not None else _STAMP_LENGTH)
     if size > max_bytes:
         raise _too_large(size, max_bytes, what="event")
@@ -177,7 +181,7 @@ def validate_event(type: str, data: bytes, ts: str | None = None, *, max_bytes: 
         raise InvalidEvent("too_deep", f"data nested deeper than {MAX_DEPTH - 1} levels")
     if data.lstrip()[:1] != b"{":
         raise InvalidEvent("bad_data", "data must be a JSON object")
-    return _compact(data) if b"\n" in data else data
+    return _compact(data) if _NEWLINE in data else data
 
 
 def validate_type(type: str) -> None:
@@ -228,7 +232,8 @@ def _check_utf8(raw: bytes) -> None:
         raise InvalidEvent("not_utf8", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
 
 
-def _check_ts(ts: str) -> None:
+def _timestamp_of(ts: str) -> float:
+    """``ts`` as a UNIX time, or ``bad_ts`` when it is not RFC 3339 with an offset."""
     # JSON-encoding the string first hands msgspec's strict RFC 3339 parser exactly its characters.
     try:
         parsed = _ts_decoder.decode(_encoder.encode(ts))
@@ -236,6 +241,7 @@ def _check_ts(ts: str) -> None:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise InvalidEvent("bad_ts", f"ts {ts[:40]!r} is not an RFC 3339 date-time with an offset")
+    return parsed.timestamp()
 
 
 def _compact(data: bytes) -> bytes:

@@ -59,7 +59,8 @@ def event_message(event: BrokerEvent, *, live: bool) -> Outgoing:
     offset = str(event.offset) if event.offset is not None else None
     payload = encode_server_message(Event(event.channel, offset, event.type, event.data, event.ts))
     coalesce = live and event.type == "tracking.location"
-    return Outgoing(payload, "event", event.channel, event.offset, event.type, _published_at(event.ts), coalesce)
+    published_at = event.published_at if event.published_at is not None else _published_at(event.ts)
+    return Outgoing(payload, "event", event.channel, event.offset, event.type, published_at, coalesce)
 
 
 def _reset_message(channel: str, offset: Offset, replayed: int) -> Outgoing:

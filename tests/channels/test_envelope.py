@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
 
-from channels import DROP_REASONS, EVENT_MAX_BYTES, InvalidEvent, Offset, parse_event, validate_event
+from channels import DROP_REASONS, EVENT_MAX_BYTES, InvalidEvent, Offset, parse_event, utc_timestamp, validate_event
 from channels.drops import DropLog
 from channels.envelope import check_json, encode_envelope
 
@@ -167,3 +168,18 @@ def test_drop_log_counts_every_drop_and_logs_once_per_interval(caplog: pytest.Lo
     now[0] += 1.0
     drops.drop("order:o1", bad_ts, b'{"ts":"x"}')
     assert len(caplog.records) == 3 and "+999 more bad_ts" in caplog.records[2].getMessage()
+
+
+def test_ts_is_parsed_once_and_handed_to_the_hub() -> None:
+    """parse_event's published_at is ts as a UNIX time (the hub's latency metric does not parse ts again)."""
+    event = parse_event("order:o1", b'{"type":"a.b","data":{},"ts":"2024-01-02T03:04:05.678+01:00"}')
+    assert event.published_at == datetime(2024, 1, 2, 2, 4, 5, 678000, tzinfo=UTC).timestamp()
+    stamped = parse_event("order:o1", b'{"type":"a.b","data":{}}')
+    assert stamped.published_at is not None and utc_timestamp(stamped.published_at) == stamped.ts
+
+
+@pytest.mark.parametrize("at", [0.0, 1.999, 1_700_000_000.123456, 1_700_000_059.5, 4_102_444_799.25])
+def test_utc_timestamp_formats_like_isoformat(at: float) -> None:
+    """The cached-second stamp equals datetime's RFC 3339 text with milliseconds and Z."""
+    expected = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert utc_timestamp(at) == expected
