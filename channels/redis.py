@@ -222,7 +222,9 @@ class RedisBroker(Broker):
         if self._subscriber is None:
             raise BrokerError("RedisBroker used before start()")
         await self._subscriber.wait_healthy(healthy)
-        while self.healthy is not healthy:  # then the canary (a round trip, or its deadline)
+        while True:  # then the canary: a round trip, or its deadline (no event marks either)
+            if self.healthy is healthy:
+                return
             await asyncio.sleep(0.01)
 
     async def subscribe(self, channels: Iterable[str]) -> None:

@@ -150,10 +150,10 @@ class CanaryLoop:
         except Exception as exc:  # unsent: it stays pending, and turns late like a lost one
             logger.debug("canary on %s not sent: %r", canary.channel, exc)
 
-    async def proven(self, timeout: float = CANARY_DEADLINE_SECONDS) -> bool:
-        """Send a round now and wait (at most ``timeout``) until every canary came back."""
+    async def proven(self, within: float = CANARY_DEADLINE_SECONDS) -> bool:
+        """Send a round now and wait (at most ``within`` seconds) until every canary came back."""
         await self.round()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if all(holder.canary is None or holder.canary.proven for holder in self._listeners()):
                 return True

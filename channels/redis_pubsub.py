@@ -29,7 +29,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.broker import BrokerStats
-from channels.errors import BrokerError, BrokerUnavailable
+from channels.errors import BrokerUnavailable
 from channels.redis_canary import Canary
 from channels.redis_layout import ChannelKeys
 

@@ -102,7 +102,9 @@ class ShardedSubscriber:
 
     async def wait_healthy(self, healthy: bool = True) -> None:
         """Wait until every listener is connected (or, for False, until one is not)."""
-        while self.connected is not healthy:
+        while True:  # the state of several connections: polled
+            if self.connected is healthy:
+                return
             await asyncio.sleep(0.05)
 
     async def start(self) -> None:
