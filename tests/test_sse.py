@@ -15,6 +15,7 @@ from app.main import create_app
 from app.realtime.sse import decode_cursor
 from app.runtime import Runtime
 from app.settings import Settings
+from channels import BrokerUnavailable, Offset
 from tests.live import serving
 from tests.marketplace import open_store
 
@@ -146,6 +147,22 @@ async def test_refusals_are_problems(live: tuple[Runtime, str], auth: Headers) -
         assert response.status_code == status
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == status
+
+
+async def test_broker_outage_before_the_stream_starts_is_503(
+    live: tuple[Runtime, str], auth: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the open cursor cannot be read from the broker, the stream is refused with 503 and Retry-After."""
+    runtime, base = live
+
+    async def unavailable(channel: str) -> Offset:
+        raise BrokerUnavailable("Redis is down")
+
+    monkeypatch.setattr(runtime.relay.broker, "current_offset", unavailable)
+    async with httpx.AsyncClient(base_url=base) as http:
+        response = await http.get("/sse", headers=auth("u_outage"))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_stream_ends_when_the_client_leaves(live: tuple[Runtime, str], auth: Headers) -> None:
