@@ -1,8 +1,10 @@
-"""A TCP proxy in front of a live server that drops the first SSE stream right after its opening block.
+"""A TCP proxy in front of a live server that ends the first SSE stream right after its opening block.
 
 Browsers reach the server through it; every connection is relayed byte for byte, except that the
-first ``GET /sse`` is cut (both ways) as soon as the stream's first block (up to a blank line) has
-been passed on: a network drop at the worst moment, before the stream's first event.
+first ``GET /sse`` response is ended after its first chunk (the stream's opening block), as a proxy
+that closes long responses would: the stream drops at the worst moment, before its first event.
+It is ended with the last chunk rather than a reset: a browser may discard data that arrives with a
+connection error, and the test is about what the stream sent, not about that.
 """
 
 from __future__ import annotations
@@ -42,16 +44,32 @@ class _Relayed:
             await sink.drain()
 
     async def to_client(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        """Relay the server's bytes; return when the first stream's opening block has been passed on."""
+        """Relay the server's bytes; return once the first stream's first chunk was passed on and the response ended."""
         while data := await source.read(65536):
-            sink.write(data)
+            if not self.watching:
+                sink.write(data)
+                await sink.drain()
+                continue
+            self.response += data
+            end = _first_chunk_end(self.response)
+            if end is None:
+                continue
+            sink.write(self.response[:end] + b"0\r\n\r\n")  # the last chunk: the response ends here
             await sink.drain()
-            if self.watching:
-                self.response += data
-                _, _, body = self.response.partition(b"\r\n\r\n")
-                if b"\n\n" in body:
-                    self.seen.cut.set()
-                    return
+            self.seen.cut.set()
+            return
+
+
+def _first_chunk_end(response: bytes) -> int | None:
+    """Where the first chunk of a chunked response ends, once it is all there."""
+    head, separator, body = response.partition(b"\r\n\r\n")
+    size_line, crlf, rest = body.partition(b"\r\n")
+    if not separator or not crlf:
+        return None
+    size = int(size_line.split(b";")[0], 16)
+    if len(rest) < size + 2:
+        return None
+    return len(head) + 4 + len(size_line) + 2 + size + 2
 
 
 @asynccontextmanager
