@@ -9,7 +9,8 @@ extension) give ``send_frame`` and ``close`` coroutines and get a writer task wh
 Overflow policy (websockets "per-client queues", centrifuge ``DisconnectSlow``): a connection whose
 queued plus transport-buffered bytes would exceed ``max_queue_bytes`` is closed with 4008 and its
 queue discarded; nothing is ever dropped silently. The one sanctioned drop is latest-wins
-coalescing of queued live ``tracking.location``.
+coalescing of queued live ``tracking.location``. A replay larger than the room left is queued in parts
+(``fits`` / ``wait_for_room``, used by the hub) instead of overflowing the queue at once.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Connection:
         "_closed",
         "_closed_waiter",
         "_closer",
+        "_drained",
         "_flush_pending",
         "_flusher",
         "_formatter",
@@ -113,6 +115,7 @@ class Connection:
         self._held = False  # see hold()
         self._closed = False
         self._closed_waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None  # see wait_for_room
         self._task: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._subscribe_lock: asyncio.Lock | None = None
@@ -142,6 +145,39 @@ class Connection:
             self._closed_waiter = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._closed_waiter)
 
+    def fits(self, size: int) -> bool:
+        """Whether ``size`` more bytes may be queued now without passing ``max_queue_bytes``."""
+        return self._queued_bytes + size + self._buffered <= self.max_queue_bytes
+
+    async def wait_for_room(self, size: int) -> bool:
+        """Wait until ``size`` more bytes fit, or until there is nothing left to wait for; False once closed.
+
+        The hub queues a replay in parts this way: one larger than the send queue would otherwise be
+        closed with 4008 each time the client resumed. Waits for the queue to be handed to the transport,
+        then for a paused transport to resume; when only the transport's buffer is over, it returns and
+        ``enqueue`` decides, as for any message. Releases a ``hold`` (held messages would never drain).
+        """
+        self.release()
+        while not self._closed:
+            if self._sink is not None:
+                self._buffered = self._sink.buffered()
+            if self.fits(size):
+                break
+            if self._queue or self._flush_pending:
+                if self._drained is None:
+                    self._drained = asyncio.get_running_loop().create_future()
+                await asyncio.shield(self._drained)
+            elif self._sink is not None and not self._sink.writable():
+                await self._sink.wait_writable()
+            else:
+                break
+        return not self._closed
+
+    def _notify_drained(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
     def enqueue(self, item: Outgoing) -> bool:
         """Queue a message without blocking; False when the connection is closed or just overflowed."""
         if self._closed:
@@ -154,7 +190,7 @@ class Connection:
             if self._sink is not None:
                 self._buffered = self._sink.buffered()  # the bound was stale: ask the transport
             if backlog + self._buffered > self.max_queue_bytes:
-                self._overflow()
+                self.overflow()
                 return False
         self._queue.append(item)
         self._queued_bytes += size
@@ -196,7 +232,8 @@ class Connection:
             self.metrics.coalesced += 1
         latest[channel] = item
 
-    def _overflow(self) -> None:
+    def overflow(self) -> None:
+        """Close as too slow (4008): the client fell further behind than ``max_queue_bytes``."""
         self.slow = True
         self.metrics.slow_consumer_closes += 1
         logger.info("closing slow consumer: send queue over %d bytes", self.max_queue_bytes)
@@ -220,6 +257,7 @@ class Connection:
         self._queued_bytes = 0
         if self._closed_waiter is not None and not self._closed_waiter.done():
             self._closed_waiter.set_result(None)
+        self._notify_drained()
 
     async def _close(self, code: int, reason: str) -> None:
         try:
@@ -304,6 +342,8 @@ class Connection:
                 return
             self._count(batch, flush.now, flush.observed)
         self._buffered = sink.buffered()
+        if not self._queue:
+            self._notify_drained()
 
     async def _await_writable(self, sink: FrameSink) -> None:
         await sink.wait_writable()
@@ -326,3 +366,5 @@ class Connection:
         finally:
             self._flush_pending = False
             self._task = None
+            if not self._queue:
+                self._notify_drained()

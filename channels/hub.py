@@ -14,17 +14,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import NamedTuple
 
 from channels.broker import Broker, BrokerEvent, Resync
 from channels.connection import CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame, join_lines
+from channels.delivery import deliver, event_message, replay, reset_message
 from channels.errors import ChannelsError
 from channels.flusher import Flusher
 from channels.frames import FrameSink
 from channels.metrics import HubMetrics
 from channels.offsets import Offset
-from channels.protocol import Event, Ref, Subscribed, encode_server_message
+from channels.protocol import Ref, Subscribed, encode_server_message
 
 __all__ = ["Hub", "Subscription"]
 
@@ -40,53 +40,19 @@ class Subscription(NamedTuple):
 
 
 @dataclass(eq=False, slots=True)
+class _Held:
+    """Live events held back for a connection while it subscribes (its replay goes first)."""
+
+    items: list[Outgoing] = field(default_factory=list)
+    size: int = 0  # bytes: more than the connection's send queue is too slow, as if they were queued
+
+
+@dataclass(eq=False, slots=True)
 class _Channel:
     ready: asyncio.Future[None]
     members: dict[Connection, Offset | None] = field(default_factory=dict)  # live, with per-member cursor
-    buffers: dict[Connection, list[Outgoing]] = field(default_factory=dict)  # resuming: live events held back
+    buffers: dict[Connection, _Held] = field(default_factory=dict)  # subscribing: live events held back
     last: Offset | None = None  # last offset relayed on this channel, for gap detection
-
-
-def _published_at(ts: str) -> float | None:
-    try:
-        return datetime.fromisoformat(ts).timestamp()
-    except ValueError:
-        return None
-
-
-def event_message(event: BrokerEvent, *, live: bool) -> Outgoing:
-    """Encode a broker event once into the wire ``event`` message."""
-    offset = str(event.offset) if event.offset is not None else None
-    payload = encode_server_message(Event(event.channel, offset, event.type, event.data, event.ts))
-    coalesce = live and event.type == "tracking.location"
-    published_at = event.published_at if event.published_at is not None else _published_at(event.ts)
-    return Outgoing(payload, "event", event.channel, event.offset, event.type, published_at, coalesce)
-
-
-def _reset_message(channel: str, offset: Offset, replayed: int) -> Outgoing:
-    message = Subscribed(channel=channel, offset=str(offset), recovered=False, replayed=replayed)
-    return Outgoing(encode_server_message(message), "control", channel, offset)
-
-
-def _deliver(conn: Connection, item: Outgoing, cursor: Offset | None) -> Offset | None:
-    """Queue ``item`` unless ``cursor`` shows it was already sent; return the new cursor."""
-    offset = item.offset
-    if offset is None:
-        conn.enqueue(item)
-        return cursor
-    if item.kind == "control":
-        if cursor is None or offset.epoch != cursor.epoch or offset.seq > cursor.seq:
-            conn.enqueue(item)
-            return offset
-        return cursor
-    if cursor is not None and offset.epoch == cursor.epoch:
-        if offset.seq <= cursor.seq:
-            return cursor  # already replayed to this connection
-    elif cursor is not None:
-        # A new epoch this connection was not told about yet.
-        conn.enqueue(_reset_message(item.channel or "", Offset(offset.epoch, offset.seq - 1), 0))
-    conn.enqueue(item)
-    return offset
 
 
 class Hub:
@@ -172,12 +138,26 @@ class Hub:
             await self.unsubscribe(conn, channel)
 
     async def subscribe(
-        self, conn: Connection, channel: str, since: Offset | None = None, *, ref: Ref = None, announce: bool = True
+        self,
+        conn: Connection,
+        channel: str,
+        since: Offset | None = None,
+        *,
+        ref: Ref = None,
+        announce: bool = True,
+        recovered: bool = True,
     ) -> Subscription:
         """Subscribe ``conn`` to ``channel``, replaying history after ``since`` without gap or duplicate.
 
-        Queues ``subscribed`` (when ``announce``), then the replayed events, then live events. Without
-        ``since`` nothing is replayed. On a channel ``conn`` is already on, ``since`` replays from there.
+        Queues ``subscribed`` (when ``announce``), then the replayed events, then live events: on this
+        connection the channel's events are in offset order. Live events that arrive meanwhile are held
+        and follow the replay; a replay larger than the room in the send queue is queued in parts as the
+        client reads it. Without ``since`` nothing is replayed. On a channel ``conn`` is already on,
+        ``since`` replays from there (live events already sent stay sent: the client orders by offset).
+
+        Args:
+            recovered: False announces ``recovered: false`` whatever history holds (the client asked to
+                resume from an offset that could not be read: it should refetch).
 
         Raises:
             BrokerError: the broker could not subscribe or read history.
@@ -190,33 +170,33 @@ class Hub:
                 if announce:
                     conn.enqueue(self._subscribed(channel, offset, True, 0, ref))
                 return Subscription(offset, True, 0)
-            # Hold back live events while history is read; they are merged after the replay.
+            # Hold back live events while history is read and replayed; they are merged after the replay.
             channel_state.members.pop(conn, None)
-            channel_state.buffers[conn] = []
+            channel_state.buffers[conn] = _Held()
             conn.channels.add(channel)
             try:
                 if since is None:
-                    current, events, recovered = await self.broker.current_offset(channel), [], True
+                    current, events, complete = await self.broker.current_offset(channel), [], True
                 else:
                     history = await self.broker.history(channel, since)
-                    current, events, recovered = history.offset, history.events, history.complete
+                    current, events, complete = history.offset, history.events, history.complete
+                if channel_state.last is None:
+                    channel_state.last = current
+                if announce:
+                    conn.enqueue(self._subscribed(channel, current, complete and recovered, len(events), ref))
+                await replay(conn, events)
             except BaseException:
                 await self._leave(conn, channel)
                 raise
-            if channel_state.last is None:
-                channel_state.last = current
-            if announce:
-                conn.enqueue(self._subscribed(channel, current, recovered, len(events), ref))
-            for event in events:
-                conn.enqueue(event_message(event, live=False))
             # No await from here on: the switch to live cannot interleave with the listener.
             cursor = current
-            for item in channel_state.buffers.pop(conn, []):
-                cursor = _deliver(conn, item, cursor)
+            held = channel_state.buffers.pop(conn, None)
+            for item in held.items if held is not None else ():
+                cursor = deliver(conn, item, cursor)
             if not channel_state.buffers:
                 channel_state.buffers = {}  # a dict keeps its table when emptied: ~200 B per channel
             channel_state.members[conn] = cursor
-            return Subscription(current, recovered, len(events))
+            return Subscription(current, complete and recovered, len(events))
 
     @staticmethod
     def _subscribed(channel: str, offset: Offset, recovered: bool, replayed: int, ref: Ref) -> Outgoing:
@@ -335,7 +315,7 @@ class Hub:
             self.metrics.history_lost += 1
             first = events[0].offset if events else None
             resume_at = Offset(first.epoch, first.seq - 1) if first is not None else history.offset
-            items.append(_reset_message(channel, resume_at, len(events)))
+            items.append(reset_message(channel, resume_at, len(events)))
         upto_offset = upto.offset if upto is not None else None
         self.metrics.gaps_filled += sum(1 for e in events if e.offset != upto_offset)
         items.extend(event_message(e, live=True) for e in events)
@@ -368,16 +348,21 @@ class Hub:
                     conn.enqueue(item)
                     members[conn] = offset
                 else:
-                    members[conn] = _deliver(conn, item, cursor)
+                    members[conn] = deliver(conn, item, cursor)
                 if conn.closed:
                     # Too slow: stop queueing for it; the app's connect() block removes it everywhere.
                     del members[conn]
         else:
             for conn, cursor in list(members.items()):
                 for item in items:
-                    cursor = _deliver(conn, item, cursor)
+                    cursor = deliver(conn, item, cursor)
                 members[conn] = cursor
                 if conn.closed:
                     del members[conn]
-        for buffer in state.buffers.values():
-            buffer.extend(items)
+        if state.buffers:
+            size = sum(len(item.payload) for item in items)
+            for conn, held in state.buffers.items():
+                held.items.extend(items)
+                held.size += size
+                if held.size > conn.max_queue_bytes and not conn.closed:
+                    conn.overflow()  # its replay is not read fast enough to keep up with the channel

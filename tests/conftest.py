@@ -7,6 +7,7 @@ the same tests run on both through the ``database_url`` fixture.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,8 @@ from tests.redis_servers import RedisServer, redis_server
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789"
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +160,16 @@ def own_redis() -> Iterator[RedisServer]:
     """A Redis server of this test's own, which it may kill, pause and restart (never the shared one)."""
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium driven by Playwright (its own browser download does not work offline)."""
+    if shutil.which(CHROMIUM) is None:
+        unavailable("Chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
+        yield instance
+        await instance.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,7 @@ from tests.services import REDIS_URL, reachable, unavailable, unique_name
 pytestmark = pytest.mark.browser
 # Screenshots for the README are refreshed on request only, so a test run leaves the tree clean.
 SCREENSHOTS = Path("docs/screenshots") if os.environ.get("UPDATE_SCREENSHOTS") == "1" else None
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 Headers = Callable[..., dict[str, str]]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    """Debian's Chromium driven by Playwright (its own browser download does not work offline)."""
-    if shutil.which(CHROMIUM) is None:
-        unavailable("Chromium is not installed (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
-        yield instance
-        await instance.close()
 
 
 @pytest.fixture

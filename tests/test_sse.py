@@ -12,9 +12,12 @@ import pytest
 from litestar import Litestar
 
 from app.main import create_app
+from app.realtime.sse import decode_cursor
 from app.runtime import Runtime
 from app.settings import Settings
+from channels import BrokerUnavailable, Offset
 from tests.live import serving
+from tests.marketplace import open_store
 
 Headers = Callable[..., dict[str, str]]
 
@@ -31,7 +34,7 @@ _lines: dict[int, AsyncIterator[str]] = {}
 
 
 async def _events(response: httpx.Response, count: int, within: float = 10.0) -> list[dict[str, Any]]:
-    """The next ``count`` SSE events (comments skipped) as {id?, event, data}."""
+    """The next ``count`` SSE events as {id?, event, data}; like a browser, skips comments and blocks without data."""
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
     lines = _lines.setdefault(id(response), response.aiter_lines())
@@ -41,9 +44,9 @@ async def _events(response: httpx.Response, count: int, within: float = 10.0) ->
             if line.startswith(":"):
                 continue
             if line == "":
-                if current:
+                if "data" in current:
                     events.append(dict(current))
-                    current.clear()
+                current.clear()
                 if len(events) >= count:
                     return
                 continue
@@ -69,6 +72,40 @@ async def test_stream_carries_events_with_cursor_ids(live: tuple[Runtime, str], 
     assert first["event"] == "notification.created" and first["data"]["data"] == {"n": 1}
     assert first["data"]["op"] == "event" and first["data"]["channel"] == "user:u_sse" and "id" in first
     assert bare["event"] == "notification.read" and bare["data"]["offset"] is None and "id" not in bare
+
+
+async def _opening_block(response: httpx.Response) -> list[str]:
+    """The lines of a stream up to its first blank line."""
+    lines: list[str] = []
+    iterator = _lines.setdefault(id(response), response.aiter_lines())
+
+    async def read() -> None:
+        async for line in iterator:
+            if line == "":
+                return
+            lines.append(line)
+
+    await asyncio.wait_for(read(), 5)
+    return lines
+
+
+async def test_stream_opens_with_the_cursor_of_every_channel(live: tuple[Runtime, str], auth: Headers) -> None:
+    """The first bytes of a stream are an id: with no data whose cursor holds every channel's offset."""
+    runtime, base = live
+    async with httpx.AsyncClient(base_url=base) as http:
+        store_id, _ = await open_store(http, auth, "v_open_cursor")
+        user_offset = await runtime.relay.publisher.publish("user:v_open_cursor", "notification.created", {"n": 1})
+        params = {"channels": f"store:{store_id}"}
+        async with http.stream("GET", "/sse", params=params, headers=auth("v_open_cursor", "vendor")) as response:
+            assert response.status_code == 200
+            opening = await _opening_block(response)
+            store_offset = await runtime.relay.broker.current_offset(f"store:{store_id}")
+            await runtime.relay.publisher.publish("user:v_open_cursor", "notification.created", {"n": 2})
+            (event,) = await _events(response, 1)
+    assert opening[0].startswith(":") and len(opening) == 2 and opening[1].startswith("id: ")
+    cursor = opening[1].removeprefix("id: ")
+    assert decode_cursor(cursor) == {"user:v_open_cursor": user_offset, f"store:{store_id}": store_offset}
+    assert event["data"]["data"] == {"n": 2}, "the event published just before the open was not replayed"
 
 
 async def test_resume_with_last_event_id_and_ticket(live: tuple[Runtime, str], auth: Headers) -> None:
@@ -110,6 +147,22 @@ async def test_refusals_are_problems(live: tuple[Runtime, str], auth: Headers) -
         assert response.status_code == status
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["status"] == status
+
+
+async def test_broker_outage_before_the_stream_starts_is_503(
+    live: tuple[Runtime, str], auth: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the open cursor cannot be read from the broker, the stream is refused with 503 and Retry-After."""
+    runtime, base = live
+
+    async def unavailable(channel: str) -> Offset:
+        raise BrokerUnavailable("Redis is down")
+
+    monkeypatch.setattr(runtime.relay.broker, "current_offset", unavailable)
+    async with httpx.AsyncClient(base_url=base) as http:
+        response = await http.get("/sse", headers=auth("u_outage"))
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_stream_ends_when_the_client_leaves(live: tuple[Runtime, str], auth: Headers) -> None:

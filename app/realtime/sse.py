@@ -3,10 +3,13 @@
 ``?channels=order:ord_1,store:st_2`` (the user's own channel is always included), authenticated by
 bearer header or single-use ``?ticket=``. Each ``id:`` is a cursor holding the latest offset of
 every channel in the stream, so ``Last-Event-ID`` (or ``?lastEventId=``, since a new EventSource
-cannot set headers and a ticket works once) resumes them all. Events without an offset carry no
-``id:``. A ``subscribed`` event with ``recovered: false`` tells the client to refetch over REST.
-Comment lines every 15 s keep idle streams open through proxies; a stream that falls behind by
-more than the send queue is closed, and the client resumes.
+cannot set headers and a ticket works once) resumes them all. The stream opens with that cursor
+(an ``id:`` with no data: the browser keeps it as its last event id and dispatches nothing), so a
+stream that drops before its first event still resumes; each channel is then subscribed from the
+offset the cursor names. Events without an offset carry no ``id:``. A ``subscribed`` event with
+``recovered: false`` tells the client to refetch over REST. Comment lines every 15 s keep idle
+streams open through proxies; a stream that falls behind by more than the send queue is closed,
+and the client resumes.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from urllib.parse import parse_qs
 import msgspec
 from litestar.handlers import asgi
 
-from app.errors import AppError, BadRequest, Forbidden
+from app.errors import AppError, BadRequest, Forbidden, ServiceUnavailable
 from app.problems import problem_body
 from app.realtime.access import may_join
 from app.realtime.handshake import authenticate, origin_allowed
 from app.request_context import request_id_for
 from app.runtime import Runtime
 from channels import (
+    BrokerError,
     ChannelsError,
     Connection,
     Offset,
@@ -108,6 +112,7 @@ async def _send_problem(send: Any, scope: Any, error: AppError) -> None:
     body = problem_body(error.status, error.detail, slug=error.slug)
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
     headers.append((b"x-request-id", request_id_for(scope).encode()))
+    headers.extend((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in error.headers.items())
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -129,6 +134,7 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
         for channel in channels:
             if not await may_join(identity, channel):
                 raise Forbidden(f"you may not join {channel}")
+        positions = await _open_positions(runtime, channels, resume)
     except AppError as error:
         await _send_problem(send, scope, error)
         return
@@ -154,13 +160,13 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
 
     relay = runtime.relay
     relay.connections += 1
-    formatter = _SseFormatter({channel: offset for channel, offset in resume.items() if channel in channels})
+    formatter = _SseFormatter(dict(positions))
     try:
         async with relay.hub.connect(send_frame, close, formatter=formatter) as conn:
-            await send_frame(b": stream open\n\n")
+            # Nothing is queued on a new connection yet, so the open cursor is the stream's first line.
+            await send_frame(b": stream open\nid: " + encode_cursor(positions).encode() + b"\n\n")
             for channel in channels:
-                subscription = await relay.hub.subscribe(conn, channel, resume.get(channel), announce=False)
-                formatter.offsets.setdefault(channel, subscription.offset)
+                subscription = await relay.hub.subscribe(conn, channel, positions[channel], announce=False)
                 if not subscription.recovered:
                     conn.enqueue(_reset(channel, subscription.offset, subscription.replayed))
             await _stream_until_done(receive, conn, finished, send_frame)
@@ -168,6 +174,22 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
         relay.connections -= 1
     with contextlib.suppress(OSError, RuntimeError):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _open_positions(runtime: Runtime, channels: list[str], resume: dict[str, Offset]) -> dict[str, Offset]:
+    """Where the stream starts on each channel: the resumed offset, else the channel's current one.
+
+    Raises:
+        ServiceUnavailable: the broker cannot be reached (503, before the stream starts).
+    """
+    fresh = [channel for channel in channels if channel not in resume]
+    try:
+        # Read together: concurrent current-offset reads share one broker call (channels/redis_offsets.py).
+        current = await asyncio.gather(*(runtime.relay.broker.current_offset(channel) for channel in fresh))
+    except BrokerError:
+        raise ServiceUnavailable("the broker is unavailable; retry shortly", headers={"Retry-After": "1"}) from None
+    opened = dict(zip(fresh, current, strict=True))
+    return {channel: resume[channel] if channel in resume else opened[channel] for channel in channels}
 
 
 def _reset(channel: str, offset: Offset, replayed: int) -> Outgoing:

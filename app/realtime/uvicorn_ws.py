@@ -4,7 +4,9 @@ Server frames are unmasked, so a message framed once (``channels.text_frame``) c
 to every socket: ``scope["extensions"]["push.frames"]`` gives ``/ws`` a ``FrameWriter`` that calls
 ``transport.write`` with those bytes, skipping the ASGI ``send`` round trip (bytes to str and back,
 a frame build and a task switch per message). Everything else stays uvicorn's: the handshake,
-pings and their timeout, 1009 for oversized frames, the close handshake and the 1012 shutdown close.
+pings and their timeout, 1009 for oversized frames and the 1012 shutdown close. The app's close is
+sent at once, even while the transport is paused (a slow consumer's 4008), and the client gets
+``CLOSE_HANDSHAKE_SECONDS`` to answer it before the TCP connection is dropped (uvicorn waits 10 s).
 Selected with ``ws="app.realtime.uvicorn_ws:FramedWebSocketProtocol"`` (``app/server.py``).
 """
 
@@ -20,14 +22,17 @@ from urllib.parse import unquote
 
 from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 from websockets.protocol import OPEN
 
 from app.realtime.uvicorn_upgrade import UpgradeRequest
 
-__all__ = ["FRAMES_EXTENSION", "FrameWriter", "FramedWebSocketProtocol"]
+__all__ = ["CLOSE_HANDSHAKE_SECONDS", "FRAMES_EXTENSION", "FrameWriter", "FramedWebSocketProtocol"]
 
 FRAMES_EXTENSION = "push.frames"
+# How long a client has to answer the server's close frame before its TCP connection is dropped.
+CLOSE_HANDSHAKE_SECONDS = 1.0
 _WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
 _SWITCHING_PROTOCOLS = (
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
@@ -140,6 +145,7 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
         # Same interface as far as uvicorn uses them (put_nowait/get/empty; set/clear/wait/is_set).
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Writable()  # type: ignore[assignment]
+        self.close_timeout = CLOSE_HANDSHAKE_SECONDS
         self._accept_value: bytes | None = None  # Sec-WebSocket-Accept of a request opened by open_parsed
 
     def open_parsed(self, request: UpgradeRequest) -> bool:
@@ -208,9 +214,18 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][FRAMES_EXTENSION] = FrameWriter(self)
 
     async def send(self, message: Any) -> None:
-        """uvicorn's ``send``, except the accept of an ``open_parsed`` request; then the handshake objects go."""
+        """uvicorn's ``send``, except the accept of an ``open_parsed`` request and the app's close (``_close``)."""
         if self._accept_value is not None and message["type"] == "websocket.accept" and not self.handshake_complete:
             await self._accept_parsed(message)
+            return
+        if (
+            message["type"] == "websocket.close"
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+        ):
+            self._close(message)
             return
         await super().send(message)
         # After uvicorn's own handshake its request and response would stay for the socket's life (~3 KiB).
@@ -222,6 +237,36 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
                 request.headers.clear()
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+
+    def _close(self, message: Any) -> None:
+        """Send the app's close frame now and give the client ``CLOSE_HANDSHAKE_SECONDS`` to answer it.
+
+        uvicorn first waits for the transport to be writable: a slow consumer closed with 4008 has a paused
+        transport, so its close (and the app's ``websocket.disconnect``, which ends the endpoint and its count in
+        ``push_connections``) waited until the client read its backlog or the ping timeout dropped it. Then
+        uvicorn waits 10 s for the client's close frame. The frame is queued behind the backlog here, the
+        endpoint ends at once, and a client that has not answered within the bound is cut off: ``abort``,
+        because ``close`` would wait for a client that reads nothing to take the buffered bytes.
+        """
+        if self.transport.is_closing():
+            return
+        code = message.get("code", 1000)
+        reason = message.get("reason", "") or ""
+        try:
+            self.conn.send_close(code, reason)
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()  # the client's close frame must be read
+        self.close_timer = self.loop.call_later(self.close_timeout, self._close_handshake_expired)
+
+    def _close_handshake_expired(self) -> None:
+        self.close_timer = None
+        self.transport.abort()
 
     async def _accept_parsed(self, message: Any) -> None:
         """Answer 101 with uvicorn's default headers (its ``date``) and the app's, as uvicorn's ``send`` does."""

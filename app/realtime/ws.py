@@ -1,7 +1,8 @@
 """``/ws``: the WebSocket endpoint of SPEC "Real-time protocol", adapting ``channels`` to ASGI.
 
 Authentication is a single-use ``?ticket=`` (browsers) or an ``Authorization: Bearer`` header
-(other clients); never a token in the URL. After ``welcome`` the user's own channel is joined.
+(other clients); never a token in the URL. After ``welcome`` the user's own channel is joined, from
+``?since=<offset>`` when the client resumes it: its missed events come before any live one.
 Under uvicorn with ``FramedWebSocketProtocol`` (``app/server.py``) messages are written as pre-framed
 bytes straight to the transport (``app/realtime/uvicorn_ws.py``); elsewhere through the ASGI ``send``.
 """
@@ -13,6 +14,7 @@ import logging
 import time
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qs
 
 from litestar.handlers import asgi
 from litestar.types import ASGIApp
@@ -32,6 +34,7 @@ from channels import (
     FrameSink,
     InvalidChannel,
     InvalidOffset,
+    Offset,
     Outgoing,
     Ping,
     Pong,
@@ -159,6 +162,7 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "websocket.accept"})
     sink: FrameSink | None = scope.get("extensions", {}).get(FRAMES_EXTENSION)
 
+    since, bad_since = _resume_offset(scope)
     relay = runtime.relay
     relay.connections += 1
     try:
@@ -167,6 +171,10 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
             user_channel = f"user:{identity.user_id}"
             conn.hold()  # welcome and the user channel's subscribed leave together: one frame, one write
             conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))
+            if bad_since is not None:
+                # As for a subscribe: bad_request, and the socket stays open. The channel is joined anyway, its
+                # subscribed saying recovered: false, since what the client missed is unknown (refetch over REST).
+                conn.enqueue(_control(Error(code="bad_request", message=f"since: {bad_since}")))
             # SPEC: a socket whose token expires is closed with 4001; the client reconnects and resumes.
             loop = asyncio.get_running_loop()
             expiry = loop.call_at(
@@ -177,7 +185,7 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
             )
             try:
                 try:
-                    await relay.hub.subscribe(conn, user_channel)
+                    await relay.hub.subscribe(conn, user_channel, since, recovered=bad_since is None)
                 finally:
                     conn.release()
                 await _receive_loop(receive, session)
@@ -188,6 +196,23 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
                 expiry.cancel()
     finally:
         relay.connections -= 1
+
+
+def _resume_offset(scope: Any) -> tuple[Offset | None, str | None]:
+    """``?since=`` of the URL, the user channel's offset to resume from; or, when malformed, why.
+
+    Absent or empty: no resume. Most sockets carry none, so the query is parsed only when it names one.
+    """
+    query: bytes = scope.get("query_string", b"")
+    if b"since=" not in query:
+        return None, None
+    values = parse_qs(query.decode("latin-1")).get("since")
+    if not values:
+        return None, None
+    try:
+        return parse_offset(values[0]), None
+    except InvalidOffset as exc:
+        return None, str(exc)
 
 
 # Registered with Litestar for plain HTTP requests to /ws (426) and the schema; WebSocket scopes

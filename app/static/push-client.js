@@ -6,23 +6,18 @@
 //   client.start();
 //
 // It connects with a single-use ticket, joins the user's channel and every channel with a listener,
-// reconnects with full-jitter backoff and resumes each channel from its last offset, drops
-// duplicates (by offset within an epoch, and notifications by id), reacts to close codes, splits
-// batched frames, asks the page to refetch over REST when history did not reach back far enough,
-// and falls back to Server-Sent Events, then to REST polling with If-None-Match. See docs/client.md.
+// reconnects with full-jitter backoff and resumes each channel from its last offset (the user channel
+// by `since` on the /ws URL), hands the page each channel's events once and in offset order
+// (push-order.js; notifications also once by id), reacts to close codes, splits batched frames, asks
+// the page to refetch over REST when history did not reach back far enough, and falls back to
+// Server-Sent Events, then to REST polling with If-None-Match. See docs/client.md.
+
+import { ChannelOrder } from "./push-order.js";
 
 const CLOSE_BAD_CREDENTIALS = 4001;
 const CLOSE_TOO_SLOW = 4008;
 const CLOSE_RATE_LIMITED = 4029;
 const FAILURES_BEFORE_FALLBACK = 3;
-
-function parseOffset(text) {
-  if (typeof text !== "string") return null;
-  const at = text.lastIndexOf(":");
-  if (at < 1) return null;
-  const seq = Number(text.slice(at + 1));
-  return Number.isInteger(seq) ? { epoch: text.slice(0, at), seq } : null;
-}
 
 /** Full jitter: a random delay in [0, min(cap, base * 2^attempt)) milliseconds. */
 export function backoffDelay(attempt, base = 500, cap = 30000) {
@@ -42,7 +37,7 @@ export class PushClient {
   constructor(options) {
     this.options = { baseUrl: "", pollInterval: 5000, transports: ["websocket", "sse", "polling"], ...options };
     this.listeners = new Map(); // channel -> Set(callback)
-    this.offsets = new Map(); // channel -> {epoch, seq}
+    this.order = new ChannelOrder(); // per channel: its offset, what was delivered, what waits for a replay
     this.seenNotifications = new Set();
     this.userChannel = null;
     this.transport = null;
@@ -112,6 +107,7 @@ export class PushClient {
   }
 
   _teardown() {
+    this.order.interrupt();
     if (this.socket) {
       this.socket.onclose = this.socket.onmessage = this.socket.onerror = null;
       this.socket.close(1000);
@@ -161,7 +157,10 @@ export class PushClient {
   async _openWebSocket(refresh) {
     const ticket = await this._ticket(refresh);
     const base = this.options.baseUrl || window.location.origin;
-    const url = base.replace(/^http/, "ws") + `/ws?ticket=${encodeURIComponent(ticket)}`;
+    let url = base.replace(/^http/, "ws") + `/ws?ticket=${encodeURIComponent(ticket)}`;
+    // The server joins the user channel as the socket opens: from `since`, its replay comes before any live event.
+    const since = this.userChannel ? this.order.resume(this.userChannel, true) : null;
+    if (since) url += `&since=${encodeURIComponent(since)}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     let welcomed = false;
@@ -182,6 +181,7 @@ export class PushClient {
     };
     socket.onclose = (event) => {
       this.socket = null;
+      this.order.interrupt();
       if (this.stopped) return;
       if (!welcomed) this.failures += 1;
       if (event.code === CLOSE_BAD_CREDENTIALS) this._retry(0, true);
@@ -195,16 +195,15 @@ export class PushClient {
     this.userChannel = `user:${welcome.userId}`;
     if (!this.listeners.has(this.userChannel)) this.listeners.set(this.userChannel, new Set());
     for (const channel of this.listeners.keys()) {
-      const since = this.offsets.get(channel);
-      // The user channel is joined by the server; subscribing again with `since` resumes it.
-      if (channel !== this.userChannel || since) this._subscribe(channel);
+      // The server joined the user channel itself (resuming it from the URL's `since`).
+      if (channel !== this.userChannel) this._subscribe(channel);
     }
   }
 
   _subscribe(channel) {
-    const since = this.offsets.get(channel);
+    const since = this.order.resume(channel);
     const message = { op: "subscribe", channel };
-    if (since) message.since = `${since.epoch}:${since.seq}`;
+    if (since) message.since = since;
     this.socket.send(JSON.stringify(message));
   }
 
@@ -220,28 +219,18 @@ export class PushClient {
 
   _dispatch(message) {
     if (message.op === "subscribed") {
-      // `offset` is the channel's current position. A channel we hold an offset for is resuming: the
-      // replayed events advance our offset themselves (taking `offset` now would drop them as duplicates,
-      // and the server's own join of the user channel reports it before our resume is answered).
-      const offset = parseOffset(message.offset);
-      const previous = this.offsets.get(message.channel);
-      if (!message.recovered) {
-        // History did not reach back: accept whatever comes next, and let the page refetch over REST.
-        if (message.replayed > 0 || !offset) this.offsets.delete(message.channel);
-        else this.offsets.set(message.channel, offset);
-        if (previous && this.options.onResync) this.options.onResync(message.channel);
-      } else if (!previous && offset) {
-        this.offsets.set(message.channel, offset);
-      }
+      const { deliver, resync, resubscribe } = this.order.acknowledge(message);
+      // An older server ignores `since` on the URL: resume the user channel the old way; live events are held.
+      if (resubscribe && this.socket && this.socket.readyState === WebSocket.OPEN) this._subscribe(message.channel);
+      for (const event of deliver) this._deliver(event);
+      if (resync && this.options.onResync) this.options.onResync(message.channel);
       return;
     }
     if (message.op !== "event") return;
-    const offset = parseOffset(message.offset);
-    if (offset) {
-      const last = this.offsets.get(message.channel);
-      if (last && last.epoch === offset.epoch && offset.seq <= last.seq) return; // a duplicate
-      this.offsets.set(message.channel, offset);
-    }
+    for (const event of this.order.accept(message)) this._deliver(event);
+  }
+
+  _deliver(message) {
     if (message.type === "notification.created" && message.data && message.data.id) {
       if (this.seenNotifications.has(message.data.id)) return;
       this.seenNotifications.add(message.data.id);
@@ -256,9 +245,8 @@ export class PushClient {
   // ---- Server-Sent Events ----
 
   _lastEventId() {
-    // The server's SSE cursor is base64url JSON of {channel: offset}; rebuilt from what was seen.
-    const offsets = {};
-    for (const [channel, offset] of this.offsets) offsets[channel] = `${offset.epoch}:${offset.seq}`;
+    // The server's SSE cursor is base64url JSON of {channel: offset}; rebuilt from what was delivered.
+    const offsets = this.order.positions();
     if (Object.keys(offsets).length === 0) return null;
     return btoa(JSON.stringify(offsets)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }

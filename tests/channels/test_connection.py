@@ -224,3 +224,22 @@ async def test_hold_applies_to_send_frame_transports_too() -> None:
     await asyncio.wait_for(written.wait(), WAIT)
     assert sent == [b'{"n":1}\n{"n":2}']
     await conn.stop()
+
+
+async def test_wait_for_room_waits_for_the_queue_to_be_written_and_the_transport_to_resume() -> None:
+    """A replay's next part waits (hold released) until the queue went to a transport that was paused and resumed."""
+    sink = FakeSink()
+    conn = Connection(unused_send, Recorder().close, sink=sink, max_queue_bytes=4000)
+    conn.hold()
+    assert conn.enqueue(Outgoing(b'{"n":"' + b"x" * 3000 + b'"}'))
+    assert not conn.fits(2000)
+    sink.pause()
+    waiting = asyncio.create_task(conn.wait_for_room(2000))
+    for _ in range(3):  # loop iterations for the release's flush (which finds the transport paused)
+        await asyncio.sleep(0)
+    assert not waiting.done() and sink.frames == []
+    sink.resume()
+    assert await asyncio.wait_for(waiting, WAIT) is True
+    assert len(sink.frames) == 1 and conn.fits(2000)
+    await conn.close()
+    assert await conn.wait_for_room(2000) is False, "a closed connection has nothing to wait for"
