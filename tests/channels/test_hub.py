@@ -235,12 +235,12 @@ async def test_replay_larger_than_the_send_queue_is_queued_in_parts(broker: Brok
     start = await broker.current_offset("order:long")
     payload = b'{"text":"%s"}' % (b"x" * 200)
     for _ in range(60):  # ~17 KiB replayed through a 4,000-byte queue
-        await broker.publish("order:long", "t", payload)
+        await broker.publish("order:long", "test.event", payload)
     recorder = Recorder()
     conn, close = await connect(hub, recorder)
     result = await hub.subscribe(conn, "order:long", start)
     assert result.recovered and result.replayed == 60
-    await broker.publish("order:long", "t", payload)
+    await broker.publish("order:long", "test.event", payload)
     events = await recorder.wait_events(61)
     assert [parse_offset(str(e["offset"])).seq for e in events] == list(range(1, 62))
     assert recorder.closed_with is None and not conn.slow
@@ -255,7 +255,7 @@ async def test_live_events_held_behind_an_unread_replay_are_bounded_by_the_send_
     start = await broker.current_offset("order:held")
     payload = b'{"text":"%s"}' % (b"x" * 200)
     for _ in range(60):
-        await broker.publish("order:held", "t", payload)
+        await broker.publish("order:held", "test.event", payload)
     stuck, watcher = Recorder(), Recorder()
     stuck.gate = asyncio.Event()  # never set: the first frame is never taken
     stuck_conn, close_stuck = await connect(hub, stuck)
@@ -264,7 +264,7 @@ async def test_live_events_held_behind_an_unread_replay_are_bounded_by_the_send_
     subscribing = asyncio.create_task(hub.subscribe(stuck_conn, "order:held", start))
     await asyncio.wait_for(stuck.sending.wait(), WAIT)  # the first part of the replay is being written
     for number in range(1, 30):  # ~7 KiB of live events, held behind the replay
-        await broker.publish("order:held", "t", payload)
+        await broker.publish("order:held", "test.event", payload)
         await watcher.wait_events(number)
     await stuck.wait_for(lambda r: r.closed_with is not None)
     assert stuck.closed_with is not None and stuck.closed_with[0] == CLOSE_TOO_SLOW
