@@ -210,6 +210,12 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
             "WORKERS", "more than one worker needs REDIS_URL (the in-process broker is per process)"
         )
 
+    ws_send_queue = _int(env, "WS_SEND_QUEUE", 1048576, minimum=4096)
+    event_max_bytes = _int(env, "EVENT_MAX_BYTES", 65536, minimum=1024, maximum=16 * 1024 * 1024)
+    if ws_send_queue <= event_max_bytes:
+        # One legal event of the largest size would close every subscriber with 4008.
+        raise ConfigurationError("WS_SEND_QUEUE", f"must be larger than EVENT_MAX_BYTES ({event_max_bytes})")
+
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigurationError("LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
@@ -232,13 +238,13 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
         notify_webhook_url=_url(env, "NOTIFY_WEBHOOK_URL", ("http", "https")),
         notify_webhook_secret=_optional(env, "NOTIFY_WEBHOOK_SECRET"),
         ws_max_frame=_int(env, "WS_MAX_FRAME", 65536, minimum=1024),
-        ws_send_queue=_int(env, "WS_SEND_QUEUE", 1048576, minimum=4096),
+        ws_send_queue=ws_send_queue,
         ws_rate=_int(env, "WS_RATE", 100, minimum=1),
         ws_ping_interval=_float(env, "WS_PING_INTERVAL", 25.0, minimum=0.1),
         ws_per_message_deflate=_bool(env, "WS_PER_MESSAGE_DEFLATE", False),
         history_size=_int(env, "HISTORY_SIZE", 1000, minimum=1),
         history_ttl=_int(env, "HISTORY_TTL", 86400, minimum=1),
-        event_max_bytes=_int(env, "EVENT_MAX_BYTES", 65536, minimum=1024, maximum=16 * 1024 * 1024),
+        event_max_bytes=event_max_bytes,
         rate_limit=rate_limit,
         log_level=log_level,
         generated_secrets=tuple(generated),

@@ -65,6 +65,7 @@ def test_generated_secrets_are_shared_by_every_process(tmp_path: Path) -> None:
         ("JWT_SECRET", "short"),
         ("WS_PER_MESSAGE_DEFLATE", "maybe"),
         ("EVENT_MAX_BYTES", "100"),
+        ("WS_SEND_QUEUE", "65536"),  # not above the default EVENT_MAX_BYTES
     ],
 )
 def test_bad_value_names_the_variable(tmp_path: Path, variable: str, value: str) -> None:

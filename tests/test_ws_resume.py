@@ -28,7 +28,7 @@ async def test_since_on_the_url_replays_the_user_channel_before_any_live_event(
 ) -> None:
     """Events missed before the socket and published while it opens arrive once each, in strict offset order."""
     # A 16 KiB queue: the ~60 KiB replay is queued in parts, so live events do arrive during it.
-    settings = make_settings(DATABASE_URL=sqlite_database, WS_SEND_QUEUE="16384")
+    settings = make_settings(DATABASE_URL=sqlite_database, WS_SEND_QUEUE="16384", EVENT_MAX_BYTES="8192")
     app = create_app(settings)
     runtime: Runtime = app.state.runtime
     publish = runtime.relay.publisher.publish
