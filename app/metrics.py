@@ -23,7 +23,7 @@ from channels import LatencyHistogram
 __all__ = ["HttpMetricsMiddleware", "Metrics"]
 
 Sample = tuple[str, str, str, Callable[[], float]]  # kind, name, help, read
-LabelledSample = tuple[str, str, str, Callable[[], Mapping[str, float]]]  # name, help, label, read
+LabelledSample = tuple[str, str, str, str, Callable[[], Mapping[str, float]]]  # kind, name, help, label, read
 
 
 class _LiveCollector(Collector):
@@ -41,11 +41,15 @@ class _LiveCollector(Collector):
         for kind, name, documentation, read in self._samples:
             family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             yield family(name, documentation, value=read())
-        for name, documentation, label, read_by in self._labelled:
-            counter = CounterMetricFamily(name, documentation, labels=[label])
+        for kind, name, documentation, label, read_by in self._labelled:
+            split: CounterMetricFamily | GaugeMetricFamily = (
+                CounterMetricFamily(name, documentation, labels=[label])
+                if kind == "counter"
+                else GaugeMetricFamily(name, documentation, labels=[label])
+            )
             for value, count in read_by().items():
-                counter.add_metric([value], count)
-            yield counter
+                split.add_metric([value], count)
+            yield split
         for name, documentation, histogram in self._histograms:
             buckets = [("+Inf" if bound == math.inf else repr(bound), count) for bound, count in histogram.cumulative()]
             yield HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.total)
@@ -83,7 +87,11 @@ class Metrics:
 
         ``read`` should name every label value (zeros included) so that rates start from the first scrape.
         """
-        self._labelled.append((name, documentation, label, read))
+        self._labelled.append(("counter", name, documentation, label, read))
+
+    def gauge_by(self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]) -> None:
+        """Expose current values split by one label, read at scrape time as ``{label value: value}``."""
+        self._labelled.append(("gauge", name, documentation, label, read))
 
     def gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Expose a current value read at scrape time."""

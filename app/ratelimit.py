@@ -11,11 +11,11 @@ import logging
 import time
 from abc import ABC, abstractmethod
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.errors import RateLimited
 from app.settings import RateLimit
+from channels.redis_connector import RedisClient
 
 __all__ = ["MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
 
@@ -68,7 +68,7 @@ class MemoryRateLimiter(RateLimiter):
 class RedisRateLimiter(RateLimiter):
     """Counters shared through Redis: ``INCR`` and ``EXPIRE`` in one round trip."""
 
-    def __init__(self, limit: RateLimit, redis: Redis, prefix: str) -> None:
+    def __init__(self, limit: RateLimit, redis: RedisClient, prefix: str) -> None:
         super().__init__(limit)
         self._redis = redis
         self._prefix = f"{prefix}:ratelimit:"

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 
 from app.auth import TokenVerifier
 from app.database import Database
@@ -26,6 +25,7 @@ from app.services.senders import EmailSender, Sender, WebhookSender
 from app.services.tracking import PingRecorder
 from app.services.users import UserDirectory
 from app.settings import Settings
+from channels.redis_connector import RedisClient, RedisConnector
 from models import ALL_TABLES
 from models.enums import NotificationChannel
 
@@ -42,7 +42,13 @@ class Runtime:
         self.database = Database.from_url(settings.database_url, ALL_TABLES)
         self.verifier = TokenVerifier(settings)
         self.users = UserDirectory(self.database)
-        self.redis: Redis | None = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # One factory for every Redis user of the process, whatever the topology (REDIS_URL's three forms).
+        self.redis_connector = RedisConnector(settings.redis) if settings.redis is not None else None
+        self.redis: RedisClient | None = (
+            self.redis_connector.client(client_name=f"{settings.redis_prefix}-app")
+            if self.redis_connector is not None
+            else None
+        )
         self.rate_limiter: RateLimiter = (
             RedisRateLimiter(settings.rate_limit, self.redis, settings.redis_prefix)
             if self.redis is not None
@@ -53,7 +59,7 @@ class Runtime:
         if self.redis is not None:
             probes["redis"] = self.redis.ping
         self.outages = OutageLog(probes)
-        self.relay = Relay(settings, self.redis, self.metrics)
+        self.relay = Relay(settings, self.redis_connector, self.redis, self.metrics)
         self.cursors = CursorCodec(settings.jwt_secret)
         self.outbox = OutboxRelay(
             self.database,
@@ -141,6 +147,8 @@ class Runtime:
             await self.database.stop()
             if self.redis is not None:
                 await self.redis.aclose()
+            if self.redis_connector is not None:
+                await self.redis_connector.aclose()
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state: ``ok`` or a short reason."""

@@ -40,6 +40,8 @@ from channels.protocol import (
 )
 from channels.publisher import Publisher
 from channels.redis import RedisBroker
+from channels.redis_connector import RedisClient, RedisConnector
+from channels.redis_target import RedisTarget, parse_redis_url
 
 __all__ = [
     "CLOSE_TOO_SLOW",
@@ -74,6 +76,9 @@ __all__ = [
     "ProtocolError",
     "Publisher",
     "RedisBroker",
+    "RedisClient",
+    "RedisConnector",
+    "RedisTarget",
     "Resync",
     "SendFrame",
     "ServerMessage",
@@ -88,6 +93,7 @@ __all__ = [
     "encode_server_message",
     "parse_event",
     "parse_offset",
+    "parse_redis_url",
     "text_frame",
     "utc_timestamp",
     "validate_channel",

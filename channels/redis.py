@@ -210,6 +210,11 @@ class RedisBroker(Broker):
         """Channels currently subscribed."""
         return self._subscriber.subscriptions if self._subscriber is not None else frozenset()
 
+    @property
+    def canary_restarts(self) -> int:
+        """Listeners restarted because their canary was late."""
+        return self._canaries.restarts
+
     def shards(self) -> list[tuple[str, bool, int, int]]:
         """Per pub/sub connection (a cluster: per shard master): name, healthy, reconnects, channels."""
         return [

@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.errors import BrokerError, BrokerUnavailable
@@ -128,9 +128,10 @@ class OffsetReader:
 
     async def _call_cluster(self, client: RedisCluster, channels: list[str]) -> list[Offset]:
         """One call per node owning some of ``channels``; after a slot moved under us, once more on the new map."""
+        await client.initialize()  # a no-op once the slot map is known
         try:
             return await self._call_nodes(client, channels)
-        except ResponseError:
+        except (ResponseError, SlotNotCoveredError):
             # The script touched a key that is no longer on its node (a slot migrated or failed over).
             await client.nodes_manager.initialize()
             return await self._call_nodes(client, channels)

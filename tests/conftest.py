@@ -29,6 +29,8 @@ from tests.redis_servers import RedisServer, redis_server
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789"
+
+pytest_plugins = ["tests.redis_topologies"]
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

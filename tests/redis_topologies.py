@@ -1,9 +1,8 @@
 """Redis Cluster and Sentinel set-ups of this test run (``bench/redis_topology.py``), as pytest fixtures.
 
-Each is started once per module that asks for it (a few seconds) and stopped by PID afterwards;
-tests that kill or pause a node restore the set-up's health before they end, or ask for a fresh
-one (``fresh_cluster`` / ``fresh_sentinel``). Under REQUIRE_SERVICES=1 a missing ``redis-server``
-fails these tests instead of skipping them.
+The shared ones are started once per run (about 2.5 s each) and stopped by PID afterwards; tests
+that kill, pause or migrate ask for a fresh one (``fresh_cluster`` / ``fresh_sentinel``). Under
+REQUIRE_SERVICES=1 a missing ``redis-server`` fails these tests instead of skipping them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import pytest
 
 from tests.redis_servers import RedisCluster, RedisSentinelSet, require_redis_server
 
-__all__ = ["cluster", "fresh_cluster", "fresh_sentinel", "sentinel_set"]
+__all__ = ["fresh_cluster", "fresh_sentinel", "shared_cluster", "shared_sentinel"]
 
 
 def _cluster() -> Iterator[RedisCluster]:
@@ -37,9 +36,9 @@ def _sentinel() -> Iterator[RedisSentinelSet]:
         topology.stop()
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    """A 3-master, 3-replica cluster shared by the module's tests (which must leave it healthy)."""
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[RedisCluster]:
+    """A 3-master, 3-replica cluster shared by the run's tests, which must leave it healthy."""
     yield from _cluster()
 
 
@@ -49,9 +48,9 @@ def fresh_cluster() -> Iterator[RedisCluster]:
     yield from _cluster()
 
 
-@pytest.fixture(scope="module")
-def sentinel_set() -> Iterator[RedisSentinelSet]:
-    """A master, a replica and three sentinels shared by the module's tests."""
+@pytest.fixture(scope="session")
+def shared_sentinel() -> Iterator[RedisSentinelSet]:
+    """A master, a replica and three sentinels shared by the run's tests, which must leave them healthy."""
     yield from _sentinel()
 
 

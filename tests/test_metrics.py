@@ -52,7 +52,7 @@ def test_relay_exports_dropped_producer_messages_by_every_reason(make_settings) 
     from channels import DROP_REASONS
 
     metrics = Metrics()
-    relay = Relay(make_settings(), None, metrics)
+    relay = Relay(make_settings(), None, None, metrics)
     relay.broker.stats.dropped["bad_ts"] = 3
     text = metrics.render().decode()
     for reason in DROP_REASONS:

@@ -269,7 +269,9 @@ async def test_slow_consumer_is_closed_4008_while_healthy_one_gets_everything(
     make_settings: Callable[..., Settings], sqlite_database: str, token_for: Callable[..., str]
 ) -> None:
     """A client that stops reading is closed with 4008; a healthy client on the same channel receives every event."""
-    settings = make_settings(DATABASE_URL=sqlite_database, WS_SEND_QUEUE="65536", EVENT_MAX_BYTES="16384", WS_RATE="1000")
+    settings = make_settings(
+        DATABASE_URL=sqlite_database, WS_SEND_QUEUE="65536", EVENT_MAX_BYTES="16384", WS_RATE="1000"
+    )
     app = create_app(settings)
     publisher = runtime_of(app).relay.publisher
     payload = {"blob": "x" * 2000}

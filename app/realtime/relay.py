@@ -5,12 +5,11 @@ from __future__ import annotations
 import gc
 import time
 
-from redis.asyncio import Redis
-
 from app.metrics import Metrics
 from app.realtime.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
 from app.settings import Settings
 from channels import DROP_REASONS, Broker, Hub, HubMetrics, MemoryBroker, Publisher, RedisBroker
+from channels.redis_connector import RedisClient, RedisConnector
 
 __all__ = ["Relay"]
 
@@ -38,16 +37,18 @@ def _freeze_startup_heap() -> None:
 class Relay:
     """Everything real-time that a process runs, started before the server accepts clients."""
 
-    def __init__(self, settings: Settings, redis: Redis | None, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, connector: RedisConnector | None, redis: RedisClient | None, metrics: Metrics
+    ) -> None:
         self.broker: Broker = (
             RedisBroker(
-                settings.redis_url,
+                connector,
                 settings.redis_prefix,
                 settings.history_size,
                 settings.history_ttl,
                 event_max_bytes=settings.event_max_bytes,
             )
-            if settings.redis_url
+            if connector is not None
             else MemoryBroker(settings.history_size, settings.history_ttl, event_max_bytes=settings.event_max_bytes)
         )
         self.hub_metrics = HubMetrics()
@@ -74,7 +75,13 @@ class Relay:
             lambda: sum(len(members) for members in self.hub.channels.values()),
         )
         metrics.gauge("push_channels", "Channels with at least one local subscriber.", lambda: len(self.hub.channels))
-        metrics.gauge("push_broker_up", "1 while the broker's pub/sub connection is up.", lambda: self.broker.healthy)
+        metrics.gauge(
+            "push_broker_up",
+            "1 while every pub/sub connection is up, subscribed and delivers its canary within 2 s.",
+            lambda: self.broker.healthy,
+        )
+        if isinstance(self.broker, RedisBroker):
+            self._register_shards(metrics, self.broker)
         metrics.counter("push_events_in", "Events received from the broker.", lambda: hub.events_in)
         metrics.counter("push_events_out", "Event messages written to connections.", lambda: hub.events_out)
         metrics.counter(
@@ -102,6 +109,33 @@ class Relay:
             lambda: stats.listener_errors,
         )
         metrics.counter("push_events_published", "Events published by this process.", lambda: stats.published)
+
+    @staticmethod
+    def _register_shards(metrics: Metrics, broker: RedisBroker) -> None:
+        """Per pub/sub connection (on a cluster: per shard master) up, reconnects and channels."""
+        metrics.gauge_by(
+            "push_redis_shard_up",
+            "1 while this shard's pub/sub connection is subscribed and its canary comes back.",
+            "shard",
+            lambda: {name: float(up) for name, up, _, _ in broker.shards()},
+        )
+        metrics.counter_by(
+            "push_redis_shard_reconnects",
+            "Reconnections of this shard's pub/sub connection.",
+            "shard",
+            lambda: {name: reconnects for name, _, reconnects, _ in broker.shards()},
+        )
+        metrics.gauge_by(
+            "push_redis_shard_channels",
+            "Channels subscribed on this shard's pub/sub connection.",
+            "shard",
+            lambda: {name: channels for name, _, _, channels in broker.shards()},
+        )
+        metrics.counter(
+            "push_redis_canary_restarts",
+            "Pub/sub connections restarted because their canary did not come back within 2 s.",
+            lambda: broker.canary_restarts,
+        )
 
     async def start(self) -> None:
         """Connect the broker (pub/sub confirmed) and start the hub's listener."""

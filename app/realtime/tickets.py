@@ -11,9 +11,9 @@ import time
 from abc import ABC, abstractmethod
 
 import msgspec
-from redis.asyncio import Redis
 
 from app.auth import Identity
+from channels.redis_connector import RedisClient
 
 __all__ = ["TICKET_TTL_SECONDS", "MemoryTicketStore", "RedisTicketStore", "TicketStore"]
 
@@ -68,7 +68,7 @@ class MemoryTicketStore(TicketStore):
 class RedisTicketStore(TicketStore):
     """Tickets in Redis, so a ticket from one process opens a socket on any other; GETDEL makes them single-use."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = f"{prefix}:ticket:"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from redis.asyncio import Redis
+from channels.redis_connector import RedisClient
 
 __all__ = ["InsightsCache", "MemoryInsightsCache", "RedisInsightsCache"]
 
@@ -86,7 +86,7 @@ class MemoryInsightsCache(InsightsCache):
 class RedisInsightsCache(InsightsCache):
     """The cache in Redis: a hash of entries and a version key per customer; a hit is one HGET."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl_seconds: int = 600) -> None:
+    def __init__(self, redis: RedisClient, prefix: str, ttl_seconds: int = 600) -> None:
         super().__init__()
         self._redis = redis
         self._prefix = f"{prefix}:insights:"
@@ -94,7 +94,10 @@ class RedisInsightsCache(InsightsCache):
         self._store = redis.register_script(_STORE_IF_CURRENT)
 
     def _keys(self, customer_id: str) -> tuple[str, str]:
-        return f"{self._prefix}{customer_id}", f"{self._prefix}{customer_id}:version"
+        # One hash slot per customer ({...}): the store script and the invalidation touch both keys,
+        # which a Redis Cluster only allows within one slot.
+        tag = f"{{{self._prefix}{customer_id}}}"
+        return tag, f"{tag}:version"
 
     async def _get(self, customer_id: str, kind: str) -> bytes | None:
         value = await self._redis.hget(self._keys(customer_id)[0], kind)

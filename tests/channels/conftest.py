@@ -52,14 +52,15 @@ async def redis_client() -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def broker_factory(request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
-    """Make started brokers of the parametrized kind; every broker made shares one Redis prefix."""
-    kind: str = request.param
+async def make_broker_factory(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
+    """Started brokers of ``kind`` (memory, redis, sentinel, cluster); every broker made shares one prefix."""
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     made: list[Broker] = []
+    url = REDIS_URL
     if kind == "redis":
         await _require_redis()
+    elif kind in ("sentinel", "cluster"):
+        url = request.getfixturevalue(f"shared_{kind}").url
 
     async def make(**options: object) -> Broker:
         history_size = int(options.pop("history_size", 100))  # type: ignore[call-overload]
@@ -68,7 +69,7 @@ async def broker_factory(request: pytest.FixtureRequest) -> AsyncIterator[Broker
             max_bytes = int(options.pop("event_max_bytes", EVENT_MAX_BYTES))  # type: ignore[call-overload]
             broker = MemoryBroker(history_size=history_size, history_ttl=60, event_max_bytes=max_bytes)
         else:
-            broker = RedisBroker(REDIS_URL, prefix=prefix, history_size=history_size, history_ttl=60, **options)  # type: ignore[arg-type]
+            broker = RedisBroker(url, prefix=prefix, history_size=history_size, history_ttl=60, **options)  # type: ignore[arg-type]
         await broker.start()
         made.append(broker)
         return broker
@@ -78,10 +79,17 @@ async def broker_factory(request: pytest.FixtureRequest) -> AsyncIterator[Broker
     yield make
     for broker in made:
         await broker.stop()
-    if kind == "redis":
+    if kind == "redis":  # the shared Redis: remove this test's keys (the other set-ups are the run's own)
         client = aioredis.Redis.from_url(REDIS_URL)
         await delete_prefix(client, prefix)
         await client.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def broker_factory(request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
+    """Make started brokers of the parametrized kind (memory, or the shared Redis)."""
+    async for factory in make_broker_factory(request.param, request):
+        yield factory
 
 
 @pytest.fixture

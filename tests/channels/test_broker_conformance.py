@@ -1,17 +1,32 @@
-"""The broker contract, run against MemoryBroker and RedisBroker alike."""
+"""The broker contract, run against MemoryBroker and RedisBroker alike: on one Redis, on Sentinel and on Cluster."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 
 import msgspec
-import redis.asyncio as aioredis
+import pytest
 
-from channels import Broker, BrokerEvent, Offset, parse_offset
-from tests.channels.conftest import REDIS_URL, WAIT, BrokerFactory, delete_prefix
+from channels import Broker, BrokerEvent, Offset, RedisBroker, parse_offset
+from tests.channels.conftest import WAIT, BrokerFactory, make_broker_factory
 
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("sentinel", marks=pytest.mark.redis),
+        pytest.param("cluster", marks=pytest.mark.redis),
+    ]
+)
+async def broker_factory(request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
+    """Brokers of every kind: in-process, one Redis, the master of a Sentinel set, a Redis Cluster."""
+    async for factory in make_broker_factory(request.param, request):
+        yield factory
 
 
 async def next_events(broker: Broker, count: int) -> list[BrokerEvent]:
@@ -126,10 +141,8 @@ async def test_lost_history_starts_a_new_epoch(broker_factory: BrokerFactory) ->
     broker = await broker_factory()
     before = await broker.publish("order:lost", "test.event", b'{"i":1}')
     await broker.publish("order:lost", "test.event", b'{"i":2}')
-    if broker_factory.kind == "redis":  # type: ignore[attr-defined]
-        client = aioredis.Redis.from_url(REDIS_URL)
-        await delete_prefix(client, broker_factory.prefix)  # type: ignore[attr-defined]
-        await client.aclose()
+    if isinstance(broker, RedisBroker):
+        await broker._client.delete(*broker.keys.history("order:lost"))  # type: ignore[union-attr]
     else:
         broker.forget("order:lost")  # type: ignore[attr-defined]
     after = await broker.publish("order:lost", "test.event", b'{"i":3}')
