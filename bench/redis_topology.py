@@ -232,6 +232,20 @@ class RedisCluster:
                         return next(server for server in self.nodes if server.port == port)
         raise RuntimeError(f"no live master serves {key!r}")
 
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        """The live nodes replicating ``master`` now."""
+        master_id = master.call("CLUSTER", "MYID")
+        replicas = []
+        for node in self.nodes:
+            if node is master or node.process is None or node.process.poll() is not None:
+                continue
+            role = node.call("ROLE").splitlines()
+            if role and role[0] == "slave" and node.call("CLUSTER", "NODES").count(f"slave {master_id}"):
+                mine = [line for line in node.call("CLUSTER", "NODES").splitlines() if "myself" in line]
+                if mine and mine[0].split()[3] == master_id:
+                    replicas.append(node)
+        return replicas
+
     def stop(self) -> None:
         """Stop every node."""
         for node in self.nodes:
@@ -294,6 +308,10 @@ class RedisSentinelSet:
             if server.port == port:
                 return server
         raise RuntimeError(f"the sentinels name no known master: {answer}")
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        """The data servers other than ``master`` (each replicates the master the sentinels name)."""
+        return [server for server in self.servers if server is not master]
 
     def stop(self) -> None:
         """Stop the sentinels first (so they do not fail over a stopping master), then the data servers."""

@@ -17,10 +17,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -53,11 +53,11 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> str:
 
 
 @contextmanager
-def server_process(env: dict[str, str], command: list[str] | None = None) -> Iterator[str]:
-    """Run a server process with ``env`` on a free port; yields its base URL."""
-    port = free_port()
+def server_process(env: dict[str, str], command: list[str] | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run a server process with ``env`` on a free port of ``host`` (any 127.x.y.z is this machine); yields its URL."""
+    port = free_port(host)
     full_env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
-    full_env.update(env, PORT=str(port), HOST="127.0.0.1")
+    full_env.update(env, PORT=str(port), HOST=host)
     process = subprocess.Popen(
         command or [sys.executable, "-m", "app", "serve"],
         cwd=ROOT,
@@ -66,7 +66,7 @@ def server_process(env: dict[str, str], command: list[str] | None = None) -> Ite
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{host}:{port}"
     try:
         wait_until_healthy(base_url, process)
         yield base_url
