@@ -214,12 +214,30 @@ class RedisCluster:
         return bool(infos) and all("cluster_state:ok" in info and "cluster_slots_ok:16384" in info for info in infos)
 
     def master_of(self, key: str) -> RedisServer:
-        """The node that serves ``key``'s slot now (by the first live node's ``CLUSTER NODES``)."""
+        """The node that serves ``key``'s slot now."""
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                slot = node.call("CLUSTER", "KEYSLOT", key)
+                if slot.isdigit():
+                    return self.master_of_slot(int(slot))
+        raise RuntimeError("no live node")
+
+    def move_slot(self, slot: int, target: RedisServer, batch: int = 100) -> None:
+        """Migrate one slot, keys and all, to ``target`` (the steps ``redis-cli --cluster reshard`` takes per slot)."""
+        source = self.master_of_slot(slot)
+        source_id, target_id = source.call("CLUSTER", "MYID"), target.call("CLUSTER", "MYID")
+        target.call("CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        source.call("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        while keys := source.call("CLUSTER", "GETKEYSINSLOT", str(slot), str(batch)).split():
+            source.call("MIGRATE", "127.0.0.1", str(target.port), "", "0", "5000", "KEYS", *keys)
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None and node.call("ROLE").startswith("master"):
+                node.call("CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+
+    def master_of_slot(self, slot: int) -> RedisServer:
+        """The node serving ``slot`` now."""
         for node in self.nodes:
             if node.process is None or node.process.poll() is not None:
-                continue
-            slot = node.call("CLUSTER", "KEYSLOT", key)
-            if not slot.isdigit():
                 continue
             for entry in node.call("CLUSTER", "NODES").splitlines():
                 fields = entry.split()
@@ -227,10 +245,10 @@ class RedisCluster:
                     continue
                 for spec in fields[8:]:
                     low, _, high = spec.partition("-")
-                    if low.isdigit() and int(low) <= int(slot) <= int(high or low):
+                    if low.isdigit() and int(low) <= slot <= int(high or low):
                         port = int(fields[1].split(":")[1].split("@")[0])
                         return next(server for server in self.nodes if server.port == port)
-        raise RuntimeError(f"no live master serves {key!r}")
+        raise RuntimeError(f"no live master serves slot {slot}")
 
     def replicas_of(self, master: RedisServer) -> list[RedisServer]:
         """The live nodes replicating ``master`` now."""
