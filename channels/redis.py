@@ -100,8 +100,12 @@ class RedisBroker(Broker):
             "ping_interval": ping_interval,
         }
         self._publish_command = "SPUBLISH" if self.connector.is_cluster else "PUBLISH"
+        # redis-py's cluster pools raise "No connection available" when full, where the one-server and
+        # Sentinel pools make a burst wait: the same wait, here, for a cluster.
+        self._cluster_slots = asyncio.Semaphore(max_connections) if self.connector.is_cluster else None
         self._drops = DropLog(self.stats.dropped, logger)
         self._client: RedisClient | None = None
+        self._canary_client: RedisClient | None = None
         self._publish_script: Any = None
         self._read_script: Any = None
         self._offsets: OffsetReader | None = None
@@ -118,6 +122,9 @@ class RedisBroker(Broker):
         )
         self._publish_script = client.register_script(PUBLISH_SCRIPT)
         self._read_script = client.register_script(READ_SCRIPT)
+        # Canaries have connections of their own: a command pool busy with a burst of publishes must not
+        # make them late (and the listener restart) when the subscription itself is fine.
+        self._canary_client = connector.client(max_connections=4, client_name=f"{self.prefix}-canary")
         # Its own client, without socket_timeout: one timeout bounds each batched call.
         self._offsets = OffsetReader(
             connector.client(socket_timeout=None, client_name=f"{self.prefix}-offsets"),
@@ -152,6 +159,7 @@ class RedisBroker(Broker):
         except BaseException:
             await self._offsets.stop()
             await client.aclose()
+            await self._canary_client.aclose()
             raise
         if connector.sentinel is not None and connector.target.service:
             self._switches = SwitchMasterWatcher(connector.sentinel, connector.target.service, self._master_switched)
@@ -172,8 +180,9 @@ class RedisBroker(Broker):
             await self._subscriber.stop()
         if self._offsets is not None:
             await self._offsets.stop()
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._client, self._canary_client):
+            if client is not None:
+                await client.aclose()
         if self._owns_connector:
             await self.connector.aclose()
         self._queue.put_nowait(None)
@@ -190,8 +199,8 @@ class RedisBroker(Broker):
         return subscriber.listeners if isinstance(subscriber, ShardedSubscriber) else [subscriber]
 
     async def _send_canary(self, channel: str, payload: bytes) -> None:
-        if self._client is not None:
-            await self._client.execute_command(self._publish_command, self.keys.pubsub(channel), payload)
+        if self._canary_client is not None:
+            await self._canary_client.execute_command(self._publish_command, self.keys.pubsub(channel), payload)
 
     def _master_switched(self, address: str) -> None:
         for listener in self._listeners():
@@ -286,7 +295,10 @@ class RedisBroker(Broker):
         if script is None:
             raise BrokerError("RedisBroker used before start()")
         try:
-            return await script(keys=keys, args=args)
+            if self._cluster_slots is None:
+                return await script(keys=keys, args=args)
+            async with self._cluster_slots:
+                return await script(keys=keys, args=args)
         except _UNAVAILABLE as exc:
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
         except RedisError as exc:
