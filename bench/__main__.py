@@ -26,6 +26,8 @@ SCENARIOS = """scenarios (all run by `relay`, the default):
   connect     N connections opened 200 at a time, each counted at its `subscribed` ack: connects/s
   connect     the connect rate again on --repeats fresh servers per N: median and best (one 1,000-socket
               round lasts half a second and varies by 15% or more; the connect bar uses the median)
+  cluster     publish-path cost (RedisBroker.publish) on one Redis and a 3-shard cluster, and private
+              fan-out over the cluster with two server processes (bench/cluster.py)
   burst       5,000 clients at once right after start-up, then one publish to each one's channel
               (private) and, on a second fresh server, one broadcast: zero messages lost
   baseline    all of the above against Litestar's ChannelsPlugin + Redis pub/sub (bench/baseline_app.py)
@@ -49,8 +51,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default="ours,baseline", help="comma list of ours,baseline")
     parser.add_argument(
         "--only",
-        default="fanout,burst,connect",
-        help="comma list of fanout (all per-N scenarios),burst,connect (default: %(default)s)",
+        default="fanout,burst,connect,cluster",
+        help="comma list of fanout (all per-N scenarios),burst,connect,cluster (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="connect: fresh servers per N (default %(default)s)")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
@@ -171,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         only = set(args.only.split(","))
         runs, bursts = uvloop.run(_relay(args, bench)) if only & {"fanout", "burst"} else ([], {})
         connects = uvloop.run(_connects(args, bench)) if "connect" in only else []
+        if "cluster" in only:
+            from bench.cluster import run_cluster
+
+            print("\n## Redis Cluster (python -m bench.cluster)\n", flush=True)
+            uvloop.run(run_cluster(connections=min(int(args.connections.split(",")[0]), 1000)))
     except subprocess.CalledProcessError as exc:
         print(f"bench: setup failed: {exc}\n{exc.stderr.decode(errors='replace')}", file=sys.stderr)
         return 1

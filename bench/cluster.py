@@ -191,14 +191,13 @@ def _ready(port: int) -> bool:
         return False
 
 
-async def main(argv: list[str] | None = None) -> int:
-    """Run both parts and print their figures."""
-    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000, help="publish path: events per set-up")
-    parser.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--rates", default="1000,5000,10000,20000,40000,60000")
-    parser.add_argument("--step-seconds", type=float, default=3.0)
-    args = parser.parse_args(argv)
+DEFAULT_RATES = (1000, 5000, 10000, 20000, 40000, 60000)
+
+
+async def run_cluster(
+    events: int = 20_000, connections: int = 1000, rates: tuple[int, ...] = DEFAULT_RATES, step_seconds: float = 3.0
+) -> None:
+    """Start one Redis and a 3-shard cluster, run both parts, print their figures, remove both."""
     single, cluster = RedisServer(), RedisCluster()
     single.start()
     cluster.start()
@@ -206,16 +205,27 @@ async def main(argv: list[str] | None = None) -> int:
         masters = [n.port for n in cluster.nodes if n.call("ROLE").startswith("master")]
         print("publish path (RedisBroker.publish with history, 64 in flight, ~250-byte data):")
         for label, url, ports in (("one Redis", single.url, [single.port]), ("3-shard cluster", cluster.url, masters)):
-            rate, cpu = await publish_path(url, ports, args.events)
+            rate, cpu = await publish_path(url, ports, events)
             print(f"  {label:>16}: {rate:>8,.0f} events/s from one client process, {cpu:5.1f} µs of Redis CPU/event")
-        print(f"private fan-out, {args.connections} clients over two server processes (cores 0 and 1), cluster:")
-        rates = [int(r) for r in args.rates.split(",")]
-        await fanout(cluster, args.connections, rates, args.step_seconds)
+        print(f"private fan-out, {connections} clients over two server processes (cores 0 and 1), cluster:")
+        await fanout(cluster, connections, list(rates), step_seconds)
     finally:
         cluster.stop()
         single.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.cluster [--events N] [--connections N] [--rates a,b,c] [--step-seconds S]``."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="publish path: events per set-up")
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
+    parser.add_argument("--step-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    rates = tuple(int(rate) for rate in args.rates.split(","))
+    asyncio.run(run_cluster(args.events, args.connections, rates, args.step_seconds))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main()))
+    raise SystemExit(main())

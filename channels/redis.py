@@ -100,9 +100,10 @@ class RedisBroker(Broker):
             "ping_interval": ping_interval,
         }
         self._publish_command = "SPUBLISH" if self.connector.is_cluster else "PUBLISH"
-        # redis-py's cluster pools raise "No connection available" when full, where the one-server and
-        # Sentinel pools make a burst wait: the same wait, here, for a cluster.
-        self._cluster_slots = asyncio.Semaphore(max_connections) if self.connector.is_cluster else None
+        # At most max_connections scripts in flight, the rest queued in order (asyncio's semaphore is FIFO).
+        # redis-py's blocking pool is not fair: under a burst one caller waited 7.5 s while others kept
+        # taking the connections it freed; and its cluster pools raise "No connection available" instead.
+        self._command_slots = asyncio.Semaphore(max_connections)
         self._drops = DropLog(self.stats.dropped, logger)
         self._client: RedisClient | None = None
         self._canary_client: RedisClient | None = None
@@ -295,9 +296,7 @@ class RedisBroker(Broker):
         if script is None:
             raise BrokerError("RedisBroker used before start()")
         try:
-            if self._cluster_slots is None:
-                return await script(keys=keys, args=args)
-            async with self._cluster_slots:
+            async with self._command_slots:
                 return await script(keys=keys, args=args)
         except _UNAVAILABLE as exc:
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
