@@ -39,6 +39,8 @@ class Identity(msgspec.Struct, frozen=True):
     expires_at: float
     name: str | None = None
     email: str | None = None
+    issued_at: float | None = None
+    """The token's ``iat`` (UNIX time), when it has one: what a revocation compares against."""
 
     @property
     def is_privileged(self) -> bool:
@@ -133,6 +135,7 @@ def _identity_from_claims(claims: dict[str, Any]) -> Identity:
         expires_at=float(claims["exp"]),
         name=_display_claim(claims, "name"),
         email=_display_claim(claims, "email"),
+        issued_at=float(claims["iat"]) if isinstance(claims.get("iat"), int | float) else None,
     )
 
 
@@ -181,7 +184,8 @@ def mint_token(
     """
     if settings.jwt_public_key:
         raise ValueError("the server verifies RS256 tokens (JWT_PUBLIC_KEY); mint them with the issuer's private key")
-    claims: dict[str, Any] = {"sub": user_id, "role": role.value, "exp": int(time.time()) + ttl_seconds}
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user_id, "role": role.value, "iat": now, "exp": now + ttl_seconds}
     if name:
         claims["name"] = name
     if email:

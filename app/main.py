@@ -18,6 +18,7 @@ from app.controllers.metrics import MetricsController
 from app.controllers.notifications import NotificationsController
 from app.controllers.orders import OrdersController
 from app.controllers.realtime import RealtimeController
+from app.controllers.server_api import ServerApiController
 from app.controllers.tracking import TrackingController
 from app.controllers.webhooks import WebhooksController
 from app.metrics import HttpMetricsMiddleware
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             WebhooksController,
             CustomerController,
             RealtimeController,
+            ServerApiController,
             websocket_endpoint,
             sse_endpoint,
         ],
@@ -77,7 +79,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RequestContextMiddleware,
             InputLimitsMiddleware,
             DefineMiddleware(HttpMetricsMiddleware, metrics=runtime.metrics),
-            DefineMiddleware(BearerAuthMiddleware, verifier=runtime.verifier, users=runtime.users),
+            DefineMiddleware(
+                BearerAuthMiddleware, verifier=runtime.verifier, users=runtime.users, revocations=runtime.revocations
+            ),
             DefineMiddleware(RateLimitMiddleware, limiter=runtime.rate_limiter),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

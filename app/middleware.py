@@ -11,9 +11,10 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from app.auth import Identity, TokenVerifier, bearer_token
-from app.errors import ContentTooLarge, NotFound, ValidationFailed
+from app.errors import ContentTooLarge, NotFound, Unauthorized, ValidationFailed
 from app.ratelimit import RateLimiter
 from app.request_context import request_id_for
+from app.services.revocations import Revocations
 from app.services.users import UserDirectory
 
 __all__ = [
@@ -90,13 +91,16 @@ def check_request_head(scope: Scope) -> None:
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     """Verifies ``Authorization: Bearer`` and upserts the caller's user row on first sight."""
 
-    def __init__(self, app: ASGIApp, verifier: TokenVerifier, users: UserDirectory) -> None:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier, users: UserDirectory, revocations: Revocations) -> None:
         super().__init__(app, exclude=PUBLIC_PATHS, scopes=None)
         self.verifier = verifier
         self.users = users
+        self.revocations = revocations
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         identity = self.verifier.verify(bearer_token(connection.headers.get("authorization")))
+        if self.revocations.refused(identity):
+            raise Unauthorized("token revoked: get a new one")
         await self.users.ensure(identity)
         return AuthenticationResult(user=identity, auth=None)
 

@@ -20,6 +20,7 @@ from app.services.deliveries import DeliveryDispatcher
 from app.services.insights_cache import InsightsCache, MemoryInsightsCache, RedisInsightsCache
 from app.services.notifications import Inbox, unread_count_event
 from app.services.outbox import OutboxRelay
+from app.services.revocations import Revocations
 from app.services.scheduler import ScheduledDelivery
 from app.services.senders import EmailSender, Sender, WebhookSender
 from app.services.tracking import PingRecorder
@@ -59,7 +60,8 @@ class Runtime:
         if self.redis is not None:
             probes["redis"] = self.redis.ping
         self.outages = OutageLog(probes)
-        self.relay = Relay(settings, self.redis_connector, self.redis, self.metrics)
+        self.revocations = Revocations(self.database)
+        self.relay = Relay(settings, self.redis_connector, self.redis, self.metrics, self.revocations)
         self.cursors = CursorCodec(settings.jwt_secret)
         self.outbox = OutboxRelay(
             self.database,
@@ -132,6 +134,7 @@ class Runtime:
         await self.database.start()
         try:
             await self.relay.start()
+            await self.revocations.load()  # after the control channel is joined: no revocation is missed
             background = (self.outbox, self.scheduler, self.deliveries)
             try:
                 for task in background:

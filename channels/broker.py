@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -184,14 +184,29 @@ class Broker(ABC):
             data: The event's data, already encoded as a JSON value.
             ts: Publish time (RFC 3339); defaults to now.
             history: False for a bare publish: relayed live only, offset ``None``.
-            idempotency_key: When given and already used (within a day), nothing is published and
-                the offset of the first publish is returned.
+            idempotency_key: When given and already used on this channel (within the broker's
+                idempotency TTL, ``HISTORY_TTL`` by default), nothing is published and the offset of the
+                first publish is returned.
 
         Returns:
             The event's offset, or ``None`` for a bare publish.
 
         Raises:
             InvalidEvent: the event is one a listener would drop (``envelope.validate_event``).
+            BrokerUnavailable: the broker's server cannot be reached.
+        """
+
+    @abstractmethod
+    async def publish_many(
+        self, channels: Sequence[str], type: str, data: bytes, *, ts: str | None = None
+    ) -> list[Offset]:
+        """Publish one event to several channels with history, each getting its own offset (in order).
+
+        Checked once; on Redis the channels' scripts go out pipelined. Not atomic across channels: an
+        error may leave some published (a retry publishes those again, with new offsets).
+
+        Raises:
+            InvalidEvent: the event is one a listener would drop.
             BrokerUnavailable: the broker's server cannot be reached.
         """
 

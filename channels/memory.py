@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -24,8 +24,6 @@ from channels.envelope import EVENT_MAX_BYTES, validate_event
 from channels.offsets import Offset, new_epoch
 
 __all__ = ["MemoryBroker"]
-
-IDEMPOTENCY_TTL = 86400.0
 
 
 @dataclass
@@ -47,20 +45,27 @@ class MemoryBroker(Broker):
         history_size: Events kept per channel.
         history_ttl: Seconds an idle channel's history lives.
         event_max_bytes: ``EVENT_MAX_BYTES``: ``publish`` refuses a larger event.
+        idempotency_ttl: Seconds an idempotency key is remembered, per channel (default: ``history_ttl``).
     """
 
     def __init__(
-        self, history_size: int = 1000, history_ttl: float = 86400, *, event_max_bytes: int = EVENT_MAX_BYTES
+        self,
+        history_size: int = 1000,
+        history_ttl: float = 86400,
+        *,
+        event_max_bytes: int = EVENT_MAX_BYTES,
+        idempotency_ttl: float | None = None,
     ) -> None:
         if history_size < 1:
             raise ValueError("history_size must be at least 1")
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.event_max_bytes = event_max_bytes
+        self.idempotency_ttl = history_ttl if idempotency_ttl is None else idempotency_ttl
         self.stats = BrokerStats()
         self._channels: dict[str, _ChannelHistory] = {}
         self._subscribed: set[str] = set()
-        self._idempotency: dict[str, tuple[Offset | None, float]] = {}
+        self._idempotency: dict[tuple[str, str], tuple[Offset | None, float]] = {}  # (channel, key)
         self._queue: asyncio.Queue[BrokerEvent | Resync | None] = asyncio.Queue()
         self._running = False
 
@@ -91,7 +96,7 @@ class MemoryBroker(Broker):
             self._channels[channel] = state
         return state
 
-    def _check_idempotency(self, key: str) -> tuple[bool, Offset | None]:
+    def _check_idempotency(self, key: tuple[str, str]) -> tuple[bool, Offset | None]:
         now = time.monotonic()
         if len(self._idempotency) > 10_000:
             # Bound memory: sweep expired keys now and then rather than on every publish.
@@ -114,7 +119,7 @@ class MemoryBroker(Broker):
         """Append to the channel's ring and deliver to the subscriber stream (see ``Broker.publish``)."""
         data = validate_event(type, bytes(data), ts, max_bytes=self.event_max_bytes)
         if idempotency_key is not None:
-            seen, previous = self._check_idempotency(idempotency_key)
+            seen, previous = self._check_idempotency((channel, idempotency_key))
             if seen:
                 return previous
         offset: Offset | None = None
@@ -127,12 +132,20 @@ class MemoryBroker(Broker):
             event = msgspec.structs.replace(event, offset=offset)
             state.events.append(event)
         if idempotency_key is not None:
-            self._idempotency[idempotency_key] = (offset, time.monotonic() + IDEMPOTENCY_TTL)
+            self._idempotency[(channel, idempotency_key)] = (offset, time.monotonic() + self.idempotency_ttl)
         self.stats.published += 1
         if channel in self._subscribed:
             self.stats.events_in += 1
             self._queue.put_nowait(event)
         return offset
+
+    async def publish_many(
+        self, channels: Sequence[str], type: str, data: bytes, *, ts: str | None = None
+    ) -> list[Offset]:
+        """Publish one event to each channel, each with its own offset (see ``Broker.publish_many``)."""
+        data = validate_event(type, bytes(data), ts, max_bytes=self.event_max_bytes)
+        offsets = [await self.publish(channel, type, data, ts=ts) for channel in channels]
+        return [offset for offset in offsets if offset is not None]
 
     async def subscribe(self, channels: Iterable[str]) -> None:
         """Subscribe; effective immediately."""

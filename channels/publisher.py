@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -58,10 +59,27 @@ class Publisher:
             BrokerUnavailable: the broker cannot be reached.
         """
         validate_channel(channel)
-        validate_type(type)
-        if isinstance(data, bytes | bytearray | memoryview):
-            payload = bytes(data)
-            check_json(payload)  # one check here beats a malformed event in every client
-        else:
-            payload = _encoder.encode(data)
+        payload = _payload(type, data)
         return await self.broker.publish(channel, type, payload, history=history, idempotency_key=idempotency_key)
+
+    async def broadcast(self, channels: Sequence[str], type: str, data: Any) -> list[Offset]:
+        """Publish one event, with history, to each of ``channels``; each gets its own offset (in order).
+
+        Raises:
+            InvalidChannel: a channel name is malformed (nothing is published).
+            InvalidEvent: as ``publish``.
+            BrokerUnavailable: the broker cannot be reached (some channels may have been published).
+        """
+        for channel in channels:
+            validate_channel(channel)
+        return await self.broker.publish_many(channels, type, _payload(type, data))
+
+
+def _payload(type: str, data: Any) -> bytes:
+    """The event's ``data`` as JSON bytes, its type checked first (before anything is encoded)."""
+    validate_type(type)
+    if isinstance(data, bytes | bytearray | memoryview):
+        payload = bytes(data)
+        check_json(payload)  # one check here beats a malformed event in every client
+        return payload
+    return _encoder.encode(data)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -57,7 +57,7 @@ class RedisBroker(Broker):
         history_size: Events kept per channel.
         history_ttl: Seconds an idle channel's history lives.
         event_max_bytes: ``EVENT_MAX_BYTES``: larger events are refused by ``publish``, dropped on receipt.
-        idempotency_ttl: Seconds an idempotency key is remembered.
+        idempotency_ttl: Seconds an idempotency key is remembered (default: ``history_ttl``).
         subscribe_timeout: Seconds ``subscribe`` waits for confirmation.
         reconnect_delay: (base, cap) seconds of the listener's jittered exponential backoff.
         ping_interval: Seconds between keepalive PINGs on the pub/sub connection.
@@ -73,7 +73,7 @@ class RedisBroker(Broker):
         history_ttl: int = 86400,
         *,
         event_max_bytes: int = EVENT_MAX_BYTES,
-        idempotency_ttl: int = 86400,
+        idempotency_ttl: int | None = None,
         subscribe_timeout: float = 5.0,
         reconnect_delay: tuple[float, float] = (0.1, 5.0),
         ping_interval: float = 15.0,
@@ -89,7 +89,7 @@ class RedisBroker(Broker):
         self.history_size = history_size
         self.history_ttl = history_ttl
         self.event_max_bytes = event_max_bytes
-        self.idempotency_ttl = idempotency_ttl
+        self.idempotency_ttl = history_ttl if idempotency_ttl is None else idempotency_ttl
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.stats = BrokerStats()
@@ -273,10 +273,45 @@ class RedisBroker(Broker):
     ) -> Offset | None:
         """Append and publish in one Lua script (see ``Broker.publish``)."""
         data = validate_event(type, data, ts, max_bytes=self.event_max_bytes)
+        keys, args = self._publish_call(channel, encode_envelope(type, data, ts), history, idempotency_key)
+        raw_offset, fresh = await self._run_script(self._publish_script, keys, args)
+        if fresh:
+            self.stats.published += 1
+        return parse_offset(raw_offset.decode()) if raw_offset else None
+
+    async def publish_many(
+        self, channels: Sequence[str], type: str, data: bytes, *, ts: str | None = None
+    ) -> list[Offset]:
+        """One event to every channel, each its own offset: one pipeline on one server, concurrent scripts
+        (at most ``max_connections``) on a cluster, whose channels live on different shards."""
+        data = validate_event(type, data, ts, max_bytes=self.event_max_bytes)
+        envelope = encode_envelope(type, data, ts)
+        calls = [self._publish_call(channel, envelope, True, None) for channel in channels]
+        client, script = self._client, self._publish_script
+        if client is None or script is None:
+            raise BrokerError("RedisBroker used before start()")
+        try:
+            if isinstance(client, RedisCluster):
+                replies = await asyncio.gather(*(self._run_script(script, keys, args) for keys, args in calls))
+            else:
+                async with self._command_slots, client.pipeline(transaction=False) as pipe:
+                    for keys, args in calls:
+                        await script(keys=keys, args=args, client=pipe)
+                    replies = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
+        except RedisError as exc:
+            raise BrokerError(f"Redis error: {exc}") from exc
+        self.stats.published += len(replies)
+        return [parse_offset(raw_offset.decode()) for raw_offset, _ in replies]
+
+    def _publish_call(
+        self, channel: str, envelope: bytes, history: bool, idempotency_key: str | None
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``PUBLISH_SCRIPT`` for one channel."""
         keys = self.keys.history(channel)
         if idempotency_key is not None:
             keys.append(self.keys.idempotency(channel, idempotency_key))
-        envelope = encode_envelope(type, data, ts)
         args = [
             self.keys.pubsub(channel),
             new_epoch(),
@@ -287,10 +322,7 @@ class RedisBroker(Broker):
             self.idempotency_ttl,
             self._publish_command,
         ]
-        raw_offset, fresh = await self._run_script(self._publish_script, keys, args)
-        if fresh:
-            self.stats.published += 1
-        return parse_offset(raw_offset.decode()) if raw_offset else None
+        return keys, args
 
     async def _run_script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         if script is None:

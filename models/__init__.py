@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.catalog import Product, Store, User
+from models.catalog import Product, Store, TokenRevocation, User
 from models.enums import (
     DeliveryStatus,
     NotificationChannel,
@@ -39,6 +39,7 @@ __all__ = [
     "Product",
     "Role",
     "Store",
+    "TokenRevocation",
     "User",
     "WebhookEvent",
     "WebhookOutcome",
@@ -57,4 +58,5 @@ ALL_TABLES = (
     Notification,
     NotificationDelivery,
     OutboxEvent,
+    TokenRevocation,
 )

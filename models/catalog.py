@@ -6,7 +6,7 @@ from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-__all__ = ["Product", "Store", "User"]
+__all__ = ["Product", "Store", "TokenRevocation", "User"]
 
 
 class User(Table, tablename="users"):
@@ -17,6 +17,18 @@ class User(Table, tablename="users"):
     name = Text(null=True, default=None)
     email = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class TokenRevocation(Table, tablename="token_revocations"):
+    """A user's tokens issued before ``revoked_before`` (or without ``iat``) are refused everywhere.
+
+    Written by ``POST /realtime/disconnect``; one row per user, the latest cut-off wins. Not a
+    foreign key to ``users``: an operator may revoke a user this server has never seen.
+    """
+
+    user_id = Varchar(length=64, primary_key=True)
+    revoked_before = Timestamptz()
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -48,11 +48,14 @@ def test_labelled_counters_are_exported_per_label_value() -> None:
 
 def test_relay_exports_dropped_producer_messages_by_every_reason(make_settings) -> None:
     """push_producer_events_dropped_total has a sample for every drop reason from the first scrape."""
+    from app.database import Database
     from app.realtime.relay import Relay
+    from app.services.revocations import Revocations
     from channels import DROP_REASONS
 
     metrics = Metrics()
-    relay = Relay(make_settings(), None, None, metrics)
+    settings = make_settings()
+    relay = Relay(settings, None, None, metrics, Revocations(Database.from_url(settings.database_url)))
     relay.broker.stats.dropped["bad_ts"] = 3
     text = metrics.render().decode()
     for reason in DROP_REASONS:

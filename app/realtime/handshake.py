@@ -32,7 +32,8 @@ async def authenticate(scope: Any, runtime: Runtime) -> Identity:
     by one upsert (``UserDirectory.ensure_batched``).
 
     Raises:
-        Unauthorized: no credentials, a used or expired ticket, or a bad token.
+        Unauthorized: no credentials, a used or expired ticket, a bad token, or one revoked (for a
+            ticket: the token it was issued for).
     """
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tickets = query.get("ticket")
@@ -42,5 +43,7 @@ async def authenticate(scope: Any, runtime: Runtime) -> Identity:
             raise Unauthorized("unknown, used or expired ticket")
     else:
         identity = runtime.verifier.verify(bearer_token(_header(scope, b"authorization")))
+    if runtime.revocations.refused(identity):
+        raise Unauthorized("token revoked: get a new one")
     await runtime.users.ensure_batched(identity)
     return identity

@@ -6,7 +6,11 @@ import gc
 import time
 
 from app.metrics import Metrics
+from app.realtime.control import ControlPlane
+from app.realtime.presence import LocalPresence, Presence, RedisPresence
+from app.realtime.sessions import Sessions
 from app.realtime.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
+from app.services.revocations import Revocations
 from app.settings import Settings
 from channels import DROP_REASONS, Broker, Hub, HubMetrics, MemoryBroker, Publisher, RedisBroker
 from channels.redis_connector import RedisClient, RedisConnector
@@ -38,7 +42,12 @@ class Relay:
     """Everything real-time that a process runs, started before the server accepts clients."""
 
     def __init__(
-        self, settings: Settings, connector: RedisConnector | None, redis: RedisClient | None, metrics: Metrics
+        self,
+        settings: Settings,
+        connector: RedisConnector | None,
+        redis: RedisClient | None,
+        metrics: Metrics,
+        revocations: Revocations,
     ) -> None:
         self.broker: Broker = (
             RedisBroker(
@@ -57,9 +66,20 @@ class Relay:
         self.tickets: TicketStore = (
             RedisTicketStore(redis, settings.redis_prefix) if redis is not None else MemoryTicketStore()
         )
-        self.connections = 0
+        self.sessions = Sessions(on_change=lambda user_id: self.presence.changed(user_id))
+        self.presence: Presence = (
+            RedisPresence(self.sessions, redis, settings.redis_prefix)
+            if redis is not None
+            else LocalPresence(self.sessions)
+        )
+        self.control = ControlPlane(self.hub, self.broker, self.sessions, revocations)
         self.started_at = time.time()
         self._register(metrics)
+
+    @property
+    def connections(self) -> int:
+        """Open sockets and SSE streams of this process."""
+        return self.sessions.count
 
     def _register(self, metrics: Metrics) -> None:
         hub, stats = self.hub_metrics, self.broker.stats
@@ -68,7 +88,7 @@ class Relay:
             "Seconds from an event's publish time (its ts) to its write on a client connection.",
             hub.latency,
         )
-        metrics.gauge("push_connections", "Open WebSocket and SSE connections.", lambda: self.connections)
+        metrics.gauge("push_connections", "Open WebSocket and SSE connections.", lambda: self.sessions.count)
         metrics.gauge(
             "push_subscriptions",
             "Channel subscriptions held by connections of this process.",
@@ -138,12 +158,16 @@ class Relay:
         )
 
     async def start(self) -> None:
-        """Connect the broker (pub/sub confirmed) and start the hub's listener."""
+        """Connect the broker (pub/sub confirmed), start the hub's listener, join the control channel."""
         await self.broker.start()
         await self.hub.start()
+        await self.control.start()
+        await self.presence.start()
         _freeze_startup_heap()
 
     async def stop(self) -> None:
         """Close every connection (1001: going away), then the broker."""
+        await self.presence.stop()
+        await self.control.stop()
         await self.hub.stop(1001)
         await self.broker.stop()

@@ -28,6 +28,7 @@ from app.errors import AppError, BadRequest, Forbidden, ServiceUnavailable
 from app.problems import problem_body
 from app.realtime.access import may_join
 from app.realtime.handshake import authenticate, origin_allowed
+from app.realtime.sessions import CLOSE_DISCONNECTED
 from app.request_context import request_id_for
 from app.runtime import Runtime
 from channels import (
@@ -155,23 +156,29 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
     async def send_frame(frame: bytes) -> None:
         await send({"type": "http.response.body", "body": frame, "more_body": True})
 
-    async def close(_code: int, _reason: str) -> None:
+    async def close(code: int, reason: str) -> None:
+        if code == CLOSE_DISCONNECTED:
+            # SSE has no close codes: the stream's last event says why it ends, so a client stops
+            # reconnecting instead of coming back with revoked credentials.
+            with contextlib.suppress(OSError, RuntimeError):
+                await send_frame(
+                    b"event: close\ndata: " + msgspec.json.encode({"code": code, "reason": reason}) + b"\n\n"
+                )
         finished.set()
 
     relay = runtime.relay
-    relay.connections += 1
     formatter = _SseFormatter(dict(positions))
-    try:
-        async with relay.hub.connect(send_frame, close, formatter=formatter) as conn:
-            # Nothing is queued on a new connection yet, so the open cursor is the stream's first line.
-            await send_frame(b": stream open\nid: " + encode_cursor(positions).encode() + b"\n\n")
-            for channel in channels:
-                subscription = await relay.hub.subscribe(conn, channel, positions[channel], announce=False)
-                if not subscription.recovered:
-                    conn.enqueue(_reset(channel, subscription.offset, subscription.replayed))
-            await _stream_until_done(receive, conn, finished, send_frame)
-    finally:
-        relay.connections -= 1
+    async with (
+        relay.hub.connect(send_frame, close, formatter=formatter) as conn,
+        relay.sessions.open(identity.user_id, conn),
+    ):
+        # Nothing is queued on a new connection yet, so the open cursor is the stream's first line.
+        await send_frame(b": stream open\nid: " + encode_cursor(positions).encode() + b"\n\n")
+        for channel in channels:
+            subscription = await relay.hub.subscribe(conn, channel, positions[channel], announce=False)
+            if not subscription.recovered:
+                conn.enqueue(_reset(channel, subscription.offset, subscription.replayed))
+        await _stream_until_done(receive, conn, finished, send_frame)
     with contextlib.suppress(OSError, RuntimeError):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

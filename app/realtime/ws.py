@@ -164,38 +164,37 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
 
     since, bad_since = _resume_offset(scope)
     relay = runtime.relay
-    relay.connections += 1
-    try:
-        async with relay.hub.connect(partial(_send_text, send), partial(_close, send), sink=sink) as conn:
-            session = Session(runtime, identity, conn)
-            user_channel = f"user:{identity.user_id}"
-            conn.hold()  # welcome and the user channel's subscribed leave together: one frame, one write
-            conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))
-            if bad_since is not None:
-                # As for a subscribe: bad_request, and the socket stays open. The channel is joined anyway, its
-                # subscribed saying recovered: false, since what the client missed is unknown (refetch over REST).
-                conn.enqueue(_control(Error(code="bad_request", message=f"since: {bad_since}")))
-            # SPEC: a socket whose token expires is closed with 4001; the client reconnects and resumes.
-            loop = asyncio.get_running_loop()
-            expiry = loop.call_at(
-                loop.time() + max(identity.expires_at - time.time(), 0),
-                conn.close_soon,
-                CLOSE_BAD_CREDENTIALS,
-                "token expired",
-            )
+    async with (
+        relay.hub.connect(partial(_send_text, send), partial(_close, send), sink=sink) as conn,
+        relay.sessions.open(identity.user_id, conn),
+    ):
+        session = Session(runtime, identity, conn)
+        user_channel = f"user:{identity.user_id}"
+        conn.hold()  # welcome and the user channel's subscribed leave together: one frame, one write
+        conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))
+        if bad_since is not None:
+            # As for a subscribe: bad_request, and the socket stays open. The channel is joined anyway, its
+            # subscribed saying recovered: false, since what the client missed is unknown (refetch over REST).
+            conn.enqueue(_control(Error(code="bad_request", message=f"since: {bad_since}")))
+        # SPEC: a socket whose token expires is closed with 4001; the client reconnects and resumes.
+        loop = asyncio.get_running_loop()
+        expiry = loop.call_at(
+            loop.time() + max(identity.expires_at - time.time(), 0),
+            conn.close_soon,
+            CLOSE_BAD_CREDENTIALS,
+            "token expired",
+        )
+        try:
             try:
-                try:
-                    await relay.hub.subscribe(conn, user_channel, since, recovered=bad_since is None)
-                finally:
-                    conn.release()
-                await _receive_loop(receive, session)
-            except BrokerError as exc:
-                logger.warning("closing socket: broker unavailable: %s", exc)
-                await conn.close(CLOSE_TRY_AGAIN_LATER, "broker unavailable; reconnect and resume")
+                await relay.hub.subscribe(conn, user_channel, since, recovered=bad_since is None)
             finally:
-                expiry.cancel()
-    finally:
-        relay.connections -= 1
+                conn.release()
+            await _receive_loop(receive, session)
+        except BrokerError as exc:
+            logger.warning("closing socket: broker unavailable: %s", exc)
+            await conn.close(CLOSE_TRY_AGAIN_LATER, "broker unavailable; reconnect and resume")
+        finally:
+            expiry.cancel()
 
 
 def _resume_offset(scope: Any) -> tuple[Offset | None, str | None]:

@@ -15,6 +15,7 @@
 import { ChannelOrder } from "./push-order.js";
 
 const CLOSE_BAD_CREDENTIALS = 4001;
+const CLOSE_DISCONNECTED = 4003; // the server cut this user off (credentials revoked): no reconnect
 const CLOSE_TOO_SLOW = 4008;
 const CLOSE_RATE_LIMITED = 4029;
 const FAILURES_BEFORE_FALLBACK = 3;
@@ -30,6 +31,7 @@ export class PushClient {
    * @param {(o: {refresh: boolean}) => Promise<string>} options.getToken  the page's bearer token (refresh: after 4001)
    * @param {string} [options.baseUrl]  the server ("" = this origin)
    * @param {(status: string) => void} [options.onStatus]  "connecting" | "websocket" | "sse" | "polling" | "stopped"
+   *   | "signed-out" (the server disconnected this user, 4003: the client stops; sign in again, then start())
    * @param {(channel: string) => void} [options.onResync]  history did not reach back: refetch this channel over REST
    * @param {number} [options.pollInterval]  milliseconds between REST polls in the last fallback
    * @param {string[]} [options.transports]  which to try, in order (tests narrow it)
@@ -81,6 +83,14 @@ export class PushClient {
     clearTimeout(this.timer);
     this._teardown();
     this._status("stopped");
+  }
+
+  /** Disconnected by the server (4003): stop for good, without a reconnect loop, and say so. */
+  _signedOut() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this._teardown();
+    this._status("signed-out");
   }
 
   // ---- helpers ----
@@ -184,7 +194,8 @@ export class PushClient {
       this.order.interrupt();
       if (this.stopped) return;
       if (!welcomed) this.failures += 1;
-      if (event.code === CLOSE_BAD_CREDENTIALS) this._retry(0, true);
+      if (event.code === CLOSE_DISCONNECTED) this._signedOut();
+      else if (event.code === CLOSE_BAD_CREDENTIALS) this._retry(0, true);
       else if (event.code === CLOSE_TOO_SLOW) this._retry(0);
       else if (event.code === CLOSE_RATE_LIMITED) this._retry(5000 + backoffDelay(4));
       else this._retry(backoffDelay(this.failures));
@@ -281,6 +292,10 @@ export class PushClient {
       source.addEventListener(type, handle);
     }
     source.onmessage = handle;
+    // SSE has no close codes: the server's last event says why a stream ends.
+    source.addEventListener("close", (event) => {
+      if (JSON.parse(event.data).code === CLOSE_DISCONNECTED) this._signedOut();
+    });
     source.onerror = () => {
       // A ticket works once, so the browser's own reconnect would fail: reconnect by hand.
       if (!opened) this.failures += 1;
