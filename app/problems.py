@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from typing import Any
 
@@ -12,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.errors import AppError
+from app.validation import field_and_message
 from app.outages import UNAVAILABLE, OutageLog, is_outage
 from app.request_context import request_id_for
 
@@ -79,12 +81,22 @@ def _app_error(_request: Request[Any, Any, Any], exc: AppError) -> Response[dict
     return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra())
 
 
+_MISSING = re.compile(r"Missing required (?:\w+ )?parameter '(?P<name>[^']+)'")
+
+
 def _validation_error(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    """Litestar's refusals of parameters and bodies, each error naming its field (a body's by its path)."""
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
-            field = str(item.get("key") or item.get("source") or "body")
-            errors.append({"field": field, "message": str(item.get("message", "invalid value"))})
+            message = str(item.get("message", "invalid value"))
+            field = str(item.get("key") or "")
+            if not field or item.get("source") == "body":
+                field, message = field_and_message(message, root=field or "body")
+            errors.append({"field": field, "message": message})
+    missing = _MISSING.search(exc.detail or "")
+    if not errors and missing is not None:
+        errors.append({"field": missing["name"], "message": "is required"})
     detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors) or exc.detail
     return problem_response(400, detail, slug="validation", errors=errors)
 

@@ -15,7 +15,8 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import QueryParameter
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.params import JSONBody, QueryParameter
 
 from app.auth import require_roles
 from app.errors import ContentTooLarge, ValidationFailed
@@ -64,7 +65,14 @@ class BroadcastBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     channels: Annotated[
         list[_Channel],
-        msgspec.Meta(min_length=1, max_length=MAX_BROADCAST, extra_json_schema={"extra": {"unique_items": True}}),
+        # Litestar drops the items' own constraints from the schema: stated here ("extra" sets Schema fields).
+        msgspec.Meta(
+            min_length=1,
+            max_length=MAX_BROADCAST,
+            extra_json_schema={
+                "extra": {"unique_items": True, "items": Schema(type=OpenAPIType.STRING, pattern=CHANNEL_PATTERN)}
+            },
+        ),
     ]
     type: _Type
     data: _Data
@@ -141,7 +149,7 @@ class ServerApiController(Controller):
     guards = [_SERVICES]  # noqa: RUF012 (Litestar reads a list)
 
     @post("/publish", status_code=200, summary="Publish one event with history (resumable), like channels.Publisher")
-    async def publish(self, data: PublishBody, runtime: NamedDependency[Runtime]) -> Published:
+    async def publish(self, data: JSONBody[PublishBody], runtime: NamedDependency[Runtime]) -> Published:
         try:
             offset = await runtime.relay.publisher.publish(
                 data.channel, data.type, data.data, idempotency_key=data.idempotency_key
@@ -155,7 +163,7 @@ class ServerApiController(Controller):
         return Published(offset=str(offset))
 
     @post("/broadcast", status_code=200, summary="Publish one event to 1..1000 channels, each with its own offset")
-    async def broadcast(self, data: BroadcastBody, runtime: NamedDependency[Runtime]) -> Broadcasted:
+    async def broadcast(self, data: JSONBody[BroadcastBody], runtime: NamedDependency[Runtime]) -> Broadcasted:
         if len(set(data.channels)) != len(data.channels):
             raise ValidationFailed([("channels", "each channel at most once")], status=400)
         try:
@@ -206,7 +214,7 @@ class ServerApiController(Controller):
         status_code=200,
         summary="Close a user's sockets and SSE streams everywhere (4003); optionally revoke older tokens",
     )
-    async def disconnect(self, data: DisconnectBody, runtime: NamedDependency[Runtime]) -> Disconnected:
+    async def disconnect(self, data: JSONBody[DisconnectBody], runtime: NamedDependency[Runtime]) -> Disconnected:
         cutoff = data.revoke_tokens_issued_before
         if cutoff is not None:
             await runtime.revocations.revoke(data.user_id, cutoff)
