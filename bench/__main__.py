@@ -28,6 +28,8 @@ SCENARIOS = """scenarios (all run by `relay`, the default):
               round lasts half a second and varies by 15% or more; the connect bar uses the median)
   cluster     publish-path cost (RedisBroker.publish) on one Redis and a 3-shard cluster, and private
               fan-out over the cluster with two server processes (bench/cluster.py)
+  server_api  POST /realtime/publish (one channel, random channels) and /realtime/broadcast (100 channels)
+              at saturation from a raw keep-alive HTTP client: requests/s, events/s, p50/p99
   burst       5,000 clients at once right after start-up, then one publish to each one's channel
               (private) and, on a second fresh server, one broadcast: zero messages lost
   baseline    all of the above against Litestar's ChannelsPlugin + Redis pub/sub (bench/baseline_app.py)
@@ -51,8 +53,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--servers", default="ours,baseline", help="comma list of ours,baseline")
     parser.add_argument(
         "--only",
-        default="fanout,burst,connect,cluster",
-        help="comma list of fanout (all per-N scenarios),burst,connect,cluster (default: %(default)s)",
+        default="fanout,burst,connect,cluster,server_api",
+        help="comma list of fanout (all per-N scenarios),burst,connect,cluster,server_api (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="connect: fresh servers per N (default %(default)s)")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
@@ -178,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print("\n## Redis Cluster (python -m bench.cluster)\n", flush=True)
             uvloop.run(run_cluster(connections=min(int(args.connections.split(",")[0]), 1000)))
+        if "server_api" in only:
+            from bench.server_api import run as run_server_api
+
+            print("\n## Server API over HTTP (python -m bench.server_api)\n", flush=True)
+            uvloop.run(run_server_api(seconds=2.0 if args.quick else 5.0))
     except subprocess.CalledProcessError as exc:
         print(f"bench: setup failed: {exc}\n{exc.stderr.decode(errors='replace')}", file=sys.stderr)
         return 1

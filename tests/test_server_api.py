@@ -157,3 +157,38 @@ async def test_disconnect_and_presence_in_one_process(client: httpx.AsyncClient,
     assert answer.json() == {"disconnected": 0}
     _problem(await client.get("/notifications", headers=old), 401)
     _problem(await client.post("/realtime/ticket", headers=old), 401)
+
+
+async def test_disconnect_closes_sockets_and_streams_on_the_in_process_broker(
+    sqlite_settings: Any, token_for: Callable[..., str]
+) -> None:
+    """With the in-process broker a disconnect reaches this process's socket (4003) and SSE stream (a close event)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    from app.main import create_app
+    from tests.live import serving
+
+    app = create_app(sqlite_settings)
+    async with serving(app, sqlite_settings) as address, httpx.AsyncClient(base_url=f"http://{address}") as http:
+        user = {"Authorization": f"Bearer {token_for('u_local_ban')}"}
+        async with connect(f"ws://{address}/ws", additional_headers=user) as ws:
+            await asyncio.wait_for(ws.recv(), 5)
+            async with http.stream("GET", "/sse", headers=user) as stream:
+                lines = stream.aiter_lines()
+                assert (await asyncio.wait_for(anext(lines), 5)).startswith(":")
+                service = {"Authorization": f"Bearer {token_for('svc_local', 'service')}"}
+                answer = await http.post("/realtime/disconnect", json={"userId": "u_local_ban"}, headers=service)
+                assert answer.json() == {"disconnected": 2}
+
+                async def close_event() -> str:
+                    async for line in lines:
+                        if line.startswith("data: ") and '"code":4003' in line:
+                            return line
+                    return ""
+
+                assert await asyncio.wait_for(close_event(), 5)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
