@@ -13,9 +13,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.errors import AppError
-from app.validation import field_and_message
 from app.outages import UNAVAILABLE, OutageLog, is_outage
 from app.request_context import request_id_for
+from app.validation import field_and_message
 
 __all__ = ["EXCEPTION_HANDLERS", "problem_body", "problem_response", "raw_problem_response"]
 
