@@ -45,7 +45,7 @@ class RedisConnector:
         self._sentinel: Sentinel | None = None
         if target.topology == "sentinel":
             # Sentinels are asked without the data servers' password (see channels/redis_target.py).
-            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis-py 8
                 list(target.nodes),
                 sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": CONNECT_TIMEOUT},
                 socket_connect_timeout=CONNECT_TIMEOUT,

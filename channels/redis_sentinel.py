@@ -73,4 +73,4 @@ class SwitchMasterWatcher:
                 logger.info("sentinel notifications interrupted (%r); trying the next sentinel", exc)
                 await asyncio.sleep(self._retry)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8
