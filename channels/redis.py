@@ -17,9 +17,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.broker import Broker, BrokerEvent, BrokerStats, History, Resync, history_is_complete
 from channels.drops import DropLog
@@ -28,6 +26,7 @@ from channels.errors import BrokerError, BrokerUnavailable, InvalidEvent
 from channels.offsets import Offset, new_epoch, parse_offset
 from channels.redis_canary import Canary, CanaryLoop
 from channels.redis_connector import RedisClient, RedisConnector
+from channels.redis_errors import REDIS_UNAVAILABLE
 from channels.redis_layout import ChannelKeys
 from channels.redis_offsets import OffsetReader
 from channels.redis_pubsub import PubSubListener
@@ -39,8 +38,6 @@ from channels.redis_target import parse_redis_url
 __all__ = ["RedisBroker"]
 
 logger = logging.getLogger(__name__)
-
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class RedisBroker(Broker):
@@ -298,7 +295,7 @@ class RedisBroker(Broker):
                     for keys, args in calls:
                         await script(keys=keys, args=args, client=pipe)
                     replies = await pipe.execute()
-        except _UNAVAILABLE as exc:
+        except REDIS_UNAVAILABLE as exc:
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
         except RedisError as exc:
             raise BrokerError(f"Redis error: {exc}") from exc
@@ -330,7 +327,7 @@ class RedisBroker(Broker):
         try:
             async with self._command_slots:
                 return await script(keys=keys, args=args)
-        except _UNAVAILABLE as exc:
+        except REDIS_UNAVAILABLE as exc:
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
         except RedisError as exc:
             raise BrokerError(f"Redis error: {exc}") from exc

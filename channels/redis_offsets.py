@@ -16,18 +16,16 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError, SlotNotCoveredError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.errors import BrokerError, BrokerUnavailable
 from channels.offsets import Offset, new_epoch
 from channels.redis_connector import RedisClient
+from channels.redis_errors import REDIS_UNAVAILABLE
 from channels.redis_scripts import OFFSETS_SCRIPT
 
 __all__ = ["OffsetReader"]
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 _MAX_BATCH = 500
 
 
@@ -114,7 +112,7 @@ class OffsetReader:
                 # The Script object loads itself again after a NOSCRIPT (a restarted or flushed Redis).
                 reply: list[Any] = await self._script(keys=[], args=self._args(channels))
                 return _offsets(reply)
-        except _UNAVAILABLE as exc:
+        except REDIS_UNAVAILABLE as exc:
             raise BrokerUnavailable(f"Redis unavailable: {exc}") from exc
         except RedisError as exc:
             raise BrokerError(f"Redis error: {exc}") from exc

@@ -26,18 +26,17 @@ from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from channels.broker import BrokerStats
 from channels.errors import BrokerUnavailable
 from channels.redis_canary import Canary
+from channels.redis_errors import REDIS_UNAVAILABLE
 from channels.redis_layout import ChannelKeys
 
 __all__ = ["PubSubListener"]
 
 logger = logging.getLogger(__name__)
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _BATCH = 200  # channels per (UN)SUBSCRIBE command
 
 
@@ -114,7 +113,7 @@ class PubSubListener:
         """Connect once (raising ``BrokerUnavailable`` if Redis is down), then start the listener."""
         try:
             await self._connect()
-        except (*_UNAVAILABLE, TimeoutError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             await self._pool.disconnect()
             raise BrokerUnavailable(f"cannot connect pub/sub {self.name}: {exc}") from exc
         self._tasks = [
@@ -291,7 +290,7 @@ class PubSubListener:
                 return
             try:
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            except _UNAVAILABLE as exc:
+            except REDIS_UNAVAILABLE as exc:
                 logger.info("pub/sub %s not sent, listener will resubscribe: %s", command, exc)
 
     async def _connect(self) -> None:
@@ -443,5 +442,5 @@ class PubSubListener:
                 if conn is self._conn and conn.is_connected:
                     try:
                         await conn.send_command("PING")
-                    except _UNAVAILABLE:
+                    except REDIS_UNAVAILABLE:
                         continue  # the listener sees the same failure and reconnects
