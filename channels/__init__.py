@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from channels.broker import Broker, BrokerEvent, BrokerStats, History, Resync, utc_timestamp
 from channels.connection import CLOSE_TOO_SLOW, CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame
+from channels.delivery import subscribed_message
 from channels.envelope import DROP_REASONS, EVENT_MAX_BYTES, parse_event, validate_event
 from channels.errors import (
     BrokerError,
@@ -94,6 +95,7 @@ __all__ = [
     "parse_event",
     "parse_offset",
     "parse_redis_url",
+    "subscribed_message",
     "text_frame",
     "utc_timestamp",
     "validate_channel",

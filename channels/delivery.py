@@ -13,9 +13,9 @@ from channels.broker import BrokerEvent
 from channels.connection import Connection
 from channels.offsets import Offset
 from channels.outgoing import Outgoing
-from channels.protocol import Event, Subscribed, encode_server_message
+from channels.protocol import Event, Ref, Subscribed, encode_server_message
 
-__all__ = ["deliver", "event_message", "replay", "reset_message"]
+__all__ = ["deliver", "event_message", "replay", "subscribed_message"]
 
 
 def _published_at(ts: str) -> float | None:
@@ -34,9 +34,13 @@ def event_message(event: BrokerEvent, *, live: bool) -> Outgoing:
     return Outgoing(payload, "event", event.channel, event.offset, event.type, published_at, coalesce)
 
 
-def reset_message(channel: str, offset: Offset, replayed: int) -> Outgoing:
-    """``subscribed`` with ``recovered: false``: the channel's history goes on from ``offset`` in a new sequence."""
-    message = Subscribed(channel=channel, offset=str(offset), recovered=False, replayed=replayed)
+def subscribed_message(channel: str, offset: Offset, *, recovered: bool, replayed: int, ref: Ref = None) -> Outgoing:
+    """The ``subscribed`` message, built here only: a subscribe's answer and every epoch reset share it.
+
+    It carries ``offset`` so that ``deliver`` orders it among the channel's events: with
+    ``recovered: false`` it tells the client the channel's history goes on from ``offset`` in a new sequence.
+    """
+    message = Subscribed(channel=channel, offset=str(offset), recovered=recovered, replayed=replayed, ref=ref)
     return Outgoing(encode_server_message(message), "control", channel, offset)
 
 
@@ -56,7 +60,9 @@ def deliver(conn: Connection, item: Outgoing, cursor: Offset | None) -> Offset |
             return cursor  # already replayed to this connection
     elif cursor is not None:
         # A new epoch this connection was not told about yet.
-        conn.enqueue(reset_message(item.channel or "", Offset(offset.epoch, offset.seq - 1), 0))
+        conn.enqueue(
+            subscribed_message(item.channel or "", Offset(offset.epoch, offset.seq - 1), recovered=False, replayed=0)
+        )
     conn.enqueue(item)
     return offset
 

@@ -18,13 +18,13 @@ from typing import NamedTuple
 
 from channels.broker import Broker, BrokerEvent, Resync
 from channels.connection import CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame, join_lines
-from channels.delivery import deliver, event_message, replay, reset_message
+from channels.delivery import deliver, event_message, replay, subscribed_message
 from channels.errors import ChannelsError
 from channels.flusher import Flusher
 from channels.frames import FrameSink
 from channels.metrics import HubMetrics
 from channels.offsets import Offset
-from channels.protocol import Ref, Subscribed, encode_server_message
+from channels.protocol import Ref
 
 __all__ = ["Hub", "Subscription"]
 
@@ -168,7 +168,7 @@ class Hub:
             if conn in channel_state.members and since is None:
                 offset = cursor or await self.broker.current_offset(channel)
                 if announce:
-                    conn.enqueue(self._subscribed(channel, offset, True, 0, ref))
+                    conn.enqueue(subscribed_message(channel, offset, recovered=True, replayed=0, ref=ref))
                 return Subscription(offset, True, 0)
             # Hold back live events while history is read and replayed; they are merged after the replay.
             channel_state.members.pop(conn, None)
@@ -183,7 +183,10 @@ class Hub:
                 if channel_state.last is None:
                     channel_state.last = current
                 if announce:
-                    conn.enqueue(self._subscribed(channel, current, complete and recovered, len(events), ref))
+                    announced = subscribed_message(
+                        channel, current, recovered=complete and recovered, replayed=len(events), ref=ref
+                    )
+                    conn.enqueue(announced)
                 await replay(conn, events)
             except BaseException:
                 await self._leave(conn, channel)
@@ -197,11 +200,6 @@ class Hub:
                 channel_state.buffers = {}  # a dict keeps its table when emptied: ~200 B per channel
             channel_state.members[conn] = cursor
             return Subscription(current, complete and recovered, len(events))
-
-    @staticmethod
-    def _subscribed(channel: str, offset: Offset, recovered: bool, replayed: int, ref: Ref) -> Outgoing:
-        message = Subscribed(channel=channel, offset=str(offset), recovered=recovered, replayed=replayed, ref=ref)
-        return Outgoing(encode_server_message(message), "control", channel, offset)
 
     async def unsubscribe(self, conn: Connection, channel: str) -> None:
         """Remove ``conn`` from ``channel``; the broker is released after the last local subscriber."""
@@ -315,7 +313,7 @@ class Hub:
             self.metrics.history_lost += 1
             first = events[0].offset if events else None
             resume_at = Offset(first.epoch, first.seq - 1) if first is not None else history.offset
-            items.append(reset_message(channel, resume_at, len(events)))
+            items.append(subscribed_message(channel, resume_at, recovered=False, replayed=len(events)))
         upto_offset = upto.offset if upto is not None else None
         self.metrics.gaps_filled += sum(1 for e in events if e.offset != upto_offset)
         items.extend(event_message(e, live=True) for e in events)

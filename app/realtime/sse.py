@@ -37,9 +37,8 @@ from channels import (
     Connection,
     Offset,
     Outgoing,
-    Subscribed,
-    encode_server_message,
     parse_offset,
+    subscribed_message,
     validate_channel,
 )
 
@@ -177,7 +176,9 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
         for channel in channels:
             subscription = await relay.hub.subscribe(conn, channel, positions[channel], announce=False)
             if not subscription.recovered:
-                conn.enqueue(_reset(channel, subscription.offset, subscription.replayed))
+                conn.enqueue(
+                    subscribed_message(channel, subscription.offset, recovered=False, replayed=subscription.replayed)
+                )
         await _stream_until_done(receive, conn, finished, send_frame)
     with contextlib.suppress(OSError, RuntimeError):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -197,11 +198,6 @@ async def _open_positions(runtime: Runtime, channels: list[str], resume: dict[st
         raise ServiceUnavailable("the broker is unavailable; retry shortly", headers={"Retry-After": "1"}) from None
     opened = dict(zip(fresh, current, strict=True))
     return {channel: resume[channel] if channel in resume else opened[channel] for channel in channels}
-
-
-def _reset(channel: str, offset: Offset, replayed: int) -> Outgoing:
-    message = Subscribed(channel=channel, offset=str(offset), recovered=False, replayed=replayed)
-    return Outgoing(encode_server_message(message), "control", channel, offset)
 
 
 async def _stream_until_done(receive: Any, conn: Connection, finished: asyncio.Event, send_frame: Any) -> None:
