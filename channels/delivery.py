@@ -45,24 +45,24 @@ def subscribed_message(channel: str, offset: Offset, *, recovered: bool, replaye
 
 
 def deliver(conn: Connection, item: Outgoing, cursor: Offset | None) -> Offset | None:
-    """Queue ``item`` unless ``cursor`` shows it was already sent; return the new cursor."""
+    """Queue ``item`` unless ``cursor`` shows it was already sent; return the new cursor.
+
+    The one rule of who gets what on a channel (live fan-out, held events, gap fills): it runs once
+    per recipient of every event, so the common case, an offset new to this connection, comes first.
+    """
     offset = item.offset
     if offset is None:
         conn.enqueue(item)
         return cursor
-    if item.kind == "control":
-        if cursor is None or offset.epoch != cursor.epoch or offset.seq > cursor.seq:
-            conn.enqueue(item)
-            return offset
-        return cursor
-    if cursor is not None and offset.epoch == cursor.epoch:
-        if offset.seq <= cursor.seq:
-            return cursor  # already replayed to this connection
-    elif cursor is not None:
+    if cursor is None or (offset.epoch == cursor.epoch and offset.seq > cursor.seq):
+        conn.enqueue(item)
+        return offset
+    if offset.epoch == cursor.epoch:
+        return cursor  # already sent (replayed, or relayed by a gap fill) to this connection
+    if item.kind == "event":
         # A new epoch this connection was not told about yet.
-        conn.enqueue(
-            subscribed_message(item.channel or "", Offset(offset.epoch, offset.seq - 1), recovered=False, replayed=0)
-        )
+        resume_at = Offset(offset.epoch, offset.seq - 1)
+        conn.enqueue(subscribed_message(item.channel or "", resume_at, recovered=False, replayed=0))
     conn.enqueue(item)
     return offset
 

@@ -246,48 +246,31 @@ class Hub:
                 if isinstance(item, Resync):
                     await self._resync(item)
                 elif not self._relay_in_order(item):
-                    await self._on_event(item)
+                    await self._fill(item.channel, self._channels[item.channel], item)
             except Exception:
                 # One bad event or a failed history read must not stop delivery for everyone.
                 logger.exception("hub failed to relay %r", item)
 
     def _relay_in_order(self, event: BrokerEvent) -> bool:
-        """The common case without a coroutine: an event in sequence (or without offset) is fanned out here.
+        """Relay ``event`` if it follows the channel's last offset, without a coroutine (the common case).
 
-        False when ``_on_event`` must handle it (a gap to fill from history, or a new epoch).
+        An event without offset is relayed; one at or before the last offset was already relayed by a gap
+        fill or resync. False when history must fill a gap first, or a new epoch began: ``_fill`` then.
         """
         state = self._channels.get(event.channel)
         if state is None:
             return True
-        offset, last = event.offset, state.last
-        if offset is None:
-            self.metrics.events_in += 1
-            self._fan_out(state, [event_message(event, live=True)])
-            return True
-        if last is not None and offset.epoch == last.epoch and offset.seq == last.seq + 1:
-            self.metrics.events_in += 1
-            state.last = offset
-            self._fan_out(state, [event_message(event, live=True)])
-            return True
-        return False
-
-    async def _on_event(self, event: BrokerEvent) -> None:
-        state = self._channels.get(event.channel)
-        if state is None:
-            return
         self.metrics.events_in += 1
         offset, last = event.offset, state.last
-        if offset is None or last is None:
-            if offset is not None:
-                state.last = offset
-            self._fan_out(state, [event_message(event, live=True)])
-        elif offset.epoch == last.epoch and offset.seq <= last.seq:
-            return  # already relayed by a gap fill or resync
-        elif offset.epoch == last.epoch and offset.seq == last.seq + 1:
+        if offset is not None and last is not None:
+            if offset.epoch != last.epoch or offset.seq > last.seq + 1:
+                return False
+            if offset.seq <= last.seq:
+                return True
+        if offset is not None:
             state.last = offset
-            self._fan_out(state, [event_message(event, live=True)])
-        else:
-            await self._fill(event.channel, state, event)
+        self._fan_out(state, [event_message(event, live=True)])
+        return True
 
     async def _resync(self, resync: Resync) -> None:
         self.metrics.resyncs += 1
@@ -332,21 +315,14 @@ class Hub:
         self._fan_out(state, items)
 
     def _fan_out(self, state: _Channel, items: list[Outgoing]) -> None:
+        """Queue ``items`` on every member (``deliver`` decides per member) and hold them for subscribers."""
         if not items:
             return
         members = state.members
-        # This loop runs once per recipient of every event: the common case (one live event) is inlined.
-        if len(items) == 1 and items[0].kind == "event":
+        if len(items) == 1:  # the common case, a live event: no inner loop per recipient
             item = items[0]
-            offset = item.offset
             for conn, cursor in list(members.items()):
-                if offset is None:
-                    conn.enqueue(item)
-                elif cursor is None or (cursor.epoch == offset.epoch and cursor.seq < offset.seq):
-                    conn.enqueue(item)
-                    members[conn] = offset
-                else:
-                    members[conn] = deliver(conn, item, cursor)
+                members[conn] = deliver(conn, item, cursor)
                 if conn.closed:
                     # Too slow: stop queueing for it; the app's connect() block removes it everywhere.
                     del members[conn]
