@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from channels.frames import text_frame
 from channels.outgoing import Outgoing
 
-if TYPE_CHECKING:
-    from channels.connection import Connection
-
-__all__ = ["FlushPass", "Flusher"]
+__all__ = ["FlushPass", "Flushable", "Flusher"]
 
 
 class FlushPass:
@@ -42,18 +39,26 @@ class FlushPass:
         return cached[0]
 
 
+class Flushable(Protocol):
+    """What the ``Flusher`` writes: a connection's writer (``channels/connection.py``), which imports us."""
+
+    def flush(self, flush: FlushPass, /) -> None:
+        """Write what is queued while the transport accepts it."""
+        ...
+
+
 class Flusher:
     """Collects connections with queued messages and writes them all in one callback."""
 
     __slots__ = ("_due", "_handle")
 
     def __init__(self) -> None:
-        self._due: list[Connection] = []
+        self._due: list[Flushable] = []
         self._handle: asyncio.Handle | None = None
 
-    def add(self, conn: Connection) -> None:
-        """Flush ``conn`` at the end of this iteration."""
-        self._due.append(conn)
+    def add(self, writer: Flushable) -> None:
+        """Flush ``writer`` at the end of this iteration."""
+        self._due.append(writer)
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_soon(self._run)
 
@@ -61,5 +66,5 @@ class Flusher:
         due, self._due = self._due, []
         self._handle = None
         flush = FlushPass()
-        for conn in due:
-            conn.flush(flush)
+        for writer in due:
+            writer.flush(flush)
