@@ -5,6 +5,8 @@ task per connection; the hub's ``Flusher`` writes every connection with queued m
 event-loop iteration, so a message costs one write when a client keeps up and several messages share
 one frame (``\\n``-separated) when it falls behind. Other transports (SSE, ASGI servers without the
 extension) give ``send_frame`` and ``close`` coroutines and get a writer task while they are backlogged.
+The two ways of writing are two writers behind one interface, chosen once when the connection is made,
+so the queue's hot path never asks which transport it has.
 
 Overflow policy (websockets "per-client queues", centrifuge ``DisconnectSlow``): a connection whose
 queued plus transport-buffered bytes would exceed ``max_queue_bytes`` is closed with 4008 and its
@@ -19,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from channels.flusher import Flusher, FlushPass
 from channels.frames import FrameSink
@@ -61,21 +64,17 @@ class Connection:
         "_buffered",
         "_close_transport",
         "_closed",
-        "_closed_waiter",
         "_closer",
         "_drained",
         "_flush_pending",
-        "_flusher",
-        "_formatter",
         "_held",
         "_latest",
         "_queue",
         "_queued_bytes",
-        "_send_frame",
-        "_sink",
         "_subscribe_lock",
         "_superseded",
         "_task",
+        "_writer",
         "channels",
         "max_frame_bytes",
         "max_queue_bytes",
@@ -100,11 +99,10 @@ class Connection:
         self.metrics = metrics or HubMetrics()
         self.channels: set[str] = set()  # maintained by the hub
         self.slow = False
-        self._send_frame = send_frame
         self._close_transport = close
-        self._formatter = formatter
-        self._sink = sink
-        self._flusher = flusher or Flusher()
+        self._writer: _Writer = (
+            _TaskWriter(send_frame, formatter) if sink is None else _SinkWriter(sink, flusher or Flusher())
+        )
         self._queue: list[Outgoing] = []
         self._queued_bytes = 0
         self._buffered = 0  # the transport's buffer after our last write: an upper bound, it only drains since
@@ -114,7 +112,6 @@ class Connection:
         self._flush_pending = False  # a flush is scheduled, or a task is writing or awaiting writability
         self._held = False  # see hold()
         self._closed = False
-        self._closed_waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # see wait_for_room
         self._task: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
@@ -126,24 +123,11 @@ class Connection:
         return self._closed
 
     @property
-    def queued_bytes(self) -> int:
-        """Bytes waiting in the send queue (not counting the transport's buffer)."""
-        return self._queued_bytes
-
-    @property
     def subscribe_lock(self) -> asyncio.Lock:
         """Serializes this connection's (re)subscriptions in the hub."""
         if self._subscribe_lock is None:
             self._subscribe_lock = asyncio.Lock()
         return self._subscribe_lock
-
-    async def wait_closed(self) -> None:
-        """Wait until the connection is closed."""
-        if self._closed:
-            return
-        if self._closed_waiter is None:
-            self._closed_waiter = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._closed_waiter)
 
     def fits(self, size: int) -> bool:
         """Whether ``size`` more bytes may be queued now without passing ``max_queue_bytes``."""
@@ -159,17 +143,14 @@ class Connection:
         """
         self.release()
         while not self._closed:
-            if self._sink is not None:
-                self._buffered = self._sink.buffered()
+            self._buffered = self._writer.buffered()
             if self.fits(size):
                 break
             if self._queue or self._flush_pending:
                 if self._drained is None:
                     self._drained = asyncio.get_running_loop().create_future()
                 await asyncio.shield(self._drained)
-            elif self._sink is not None and not self._sink.writable():
-                await self._sink.wait_writable()
-            else:
+            elif not await self._writer.wait_writable():
                 break
         return not self._closed
 
@@ -187,8 +168,7 @@ class Connection:
         size = len(item.payload)
         backlog = self._queued_bytes + size
         if backlog + self._buffered > self.max_queue_bytes:
-            if self._sink is not None:
-                self._buffered = self._sink.buffered()  # the bound was stale: ask the transport
+            self._buffered = self._writer.buffered()  # the bound was stale: ask the transport
             if backlog + self._buffered > self.max_queue_bytes:
                 self.overflow()
                 return False
@@ -214,10 +194,7 @@ class Connection:
 
     def _schedule_flush(self) -> None:
         self._flush_pending = True
-        if self._sink is not None:
-            self._flusher.add(self)
-        else:
-            self._task = asyncio.create_task(self._write_loop(), name="channels-connection-writer")
+        self._writer.schedule(self)
 
     def _coalesce(self, channel: str, item: Outgoing) -> None:
         latest = self._latest
@@ -255,8 +232,6 @@ class Connection:
         self._latest = None
         self._superseded = None
         self._queued_bytes = 0
-        if self._closed_waiter is not None and not self._closed_waiter.done():
-            self._closed_waiter.set_result(None)
         self._notify_drained()
 
     async def _close(self, code: int, reason: str) -> None:
@@ -269,9 +244,9 @@ class Connection:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the transport and stop writing; what the transport does not take at once is discarded."""
         if not self._closed:
-            if self._sink is not None and self._queue:
+            if self._queue:
                 # Errors queued just before a deliberate close (4029, 4001) should reach the client.
-                self.flush(FlushPass())
+                self._writer.flush(self, FlushPass())
             self._discard_queue()
             await self._close(code, reason)
         await self.stop()
@@ -304,32 +279,58 @@ class Connection:
         self._queued_bytes -= size
         return batch
 
-    def _count(self, batch: list[Outgoing], now: float, observed: set[int] | None = None) -> None:
-        metrics = self.metrics
-        for item in batch:
-            if item.kind == "event":
-                metrics.events_out += 1
-                if item.published_at is not None:
-                    # One latency sample per event per flush: its recipients in one pass share the write time.
-                    if observed is not None:
-                        if id(item) in observed:
-                            continue
-                        observed.add(id(item))
-                    metrics.observe_latency(now - item.published_at)
-
     def flush(self, flush: FlushPass) -> None:
         """Write what is queued while the transport accepts it (called by the hub's ``Flusher``)."""
-        self._flush_pending = False
+        self._writer.flush(self, flush)
+
+
+class _Writer(Protocol):
+    """How a connection's queue reaches its transport; one per connection, chosen when it is made.
+
+    ``schedule`` writes the queue soon (``_flush_pending`` is set); ``flush`` writes now what the
+    transport takes without waiting (the ``Flusher``, and a deliberate close); ``buffered`` is what the
+    transport holds unread (the overflow bound counts it); ``wait_writable`` waits while the transport is
+    paused, False at once when it is not. Writers take the connection as an argument instead of holding
+    it: no reference cycle, so a closed connection is freed at once (the app raises the GC thresholds).
+    """
+
+    def schedule(self, conn: Connection) -> None: ...
+    def flush(self, conn: Connection, flush: FlushPass) -> None: ...
+    def buffered(self) -> int: ...
+    async def wait_writable(self) -> bool: ...
+
+
+class _SinkWriter:
+    """Pre-framed bytes straight to a ``FrameSink``, by the hub's ``Flusher``: no task per connection."""
+
+    __slots__ = ("_flusher", "_sink")
+
+    def __init__(self, sink: FrameSink, flusher: Flusher) -> None:
+        self._sink = sink
+        self._flusher = flusher
+
+    def schedule(self, conn: Connection) -> None:
+        self._flusher.add(conn)
+
+    def buffered(self) -> int:
+        return self._sink.buffered()
+
+    async def wait_writable(self) -> bool:
+        if self._sink.writable():
+            return False
+        await self._sink.wait_writable()
+        return True
+
+    def flush(self, conn: Connection, flush: FlushPass) -> None:
         sink = self._sink
-        if sink is None:
-            return
-        while self._queue and not self._closed:
+        conn._flush_pending = False
+        while conn._queue and not conn._closed:
             if not sink.writable():
-                self._buffered = sink.buffered()
-                self._flush_pending = True
-                self._task = asyncio.create_task(self._await_writable(sink), name="channels-connection-paused")
+                conn._buffered = sink.buffered()
+                conn._flush_pending = True
+                conn._task = asyncio.create_task(self._await_writable(conn), name="channels-connection-paused")
                 return
-            batch = self._take_batch()
+            batch = conn._take_batch()
             if not batch:
                 continue  # all superseded
             try:
@@ -338,33 +339,54 @@ class Connection:
                 logger.debug("write failed; connection closed", exc_info=True)
                 written = False
             if not written:
-                self._discard_queue()  # the socket is closing: the endpoint sees the disconnect
+                conn._discard_queue()  # the socket is closing: the endpoint sees the disconnect
                 return
-            self._count(batch, flush.now, flush.observed)
-        self._buffered = sink.buffered()
-        if not self._queue:
-            self._notify_drained()
+            conn.metrics.written(batch, flush.now, flush.observed)
+        conn._buffered = sink.buffered()
+        if not conn._queue:
+            conn._notify_drained()
 
-    async def _await_writable(self, sink: FrameSink) -> None:
-        await sink.wait_writable()
-        self._task = None
-        if not self._closed:
-            self._flusher.add(self)  # _flush_pending stays True until that flush runs
+    async def _await_writable(self, conn: Connection) -> None:
+        await self._sink.wait_writable()
+        conn._task = None
+        if not conn._closed:
+            self._flusher.add(conn)  # _flush_pending stays True until that flush runs
 
-    async def _write_loop(self) -> None:
-        """Writer task of a ``send_frame`` transport: runs while messages are queued, then ends."""
+
+class _TaskWriter:
+    """``send_frame`` from a task that runs while messages are queued (SSE, ASGI servers without a sink)."""
+
+    __slots__ = ("_formatter", "_send_frame")
+
+    def __init__(self, send_frame: SendFrame, formatter: FrameFormatter) -> None:
+        self._send_frame = send_frame
+        self._formatter = formatter
+
+    def schedule(self, conn: Connection) -> None:
+        conn._task = asyncio.create_task(self._write_loop(conn), name="channels-connection-writer")
+
+    def flush(self, conn: Connection, flush: FlushPass) -> None:
+        pass  # writing means awaiting send_frame (its task does): a deliberate close discards the queue
+
+    def buffered(self) -> int:
+        return 0  # send_frame returns once the transport took the frame
+
+    async def wait_writable(self) -> bool:
+        return False
+
+    async def _write_loop(self, conn: Connection) -> None:
         try:
-            while self._queue and not self._closed:
-                batch = self._take_batch()
+            while conn._queue and not conn._closed:
+                batch = conn._take_batch()
                 if not batch:
                     continue
                 await self._send_frame(self._formatter(batch))
-                self._count(batch, time.time())
+                conn.metrics.written(batch, time.time())
         except Exception:
             logger.debug("send failed; connection closed", exc_info=True)
-            self._discard_queue()
+            conn._discard_queue()
         finally:
-            self._flush_pending = False
-            self._task = None
-            if not self._queue:
-                self._notify_drained()
+            conn._flush_pending = False
+            conn._task = None
+            if not conn._queue:
+                conn._notify_drained()

@@ -6,7 +6,10 @@ Plain ints and lists, so this package does not depend on prometheus_client.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from channels.outgoing import Outgoing
 
 __all__ = ["RELAY_LATENCY_BUCKETS", "HubMetrics", "LatencyHistogram"]
 
@@ -73,6 +76,20 @@ class HubMetrics:
     resyncs: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
-    def observe_latency(self, seconds: float) -> None:
-        """Count one publish-to-write latency."""
-        self.latency.observe(seconds)
+    def written(self, batch: Sequence[Outgoing], now: float, observed: set[int] | None = None) -> None:
+        """Count the events of a batch written at ``now``.
+
+        Args:
+            observed: Ids of events whose latency this flush already reported: the recipients of one
+                event in one flush share its write time, so it is one latency sample, not one per socket.
+        """
+        latency = self.latency
+        for item in batch:
+            if item.kind == "event":
+                self.events_out += 1
+                if item.published_at is not None:
+                    if observed is not None:
+                        if id(item) in observed:
+                            continue
+                        observed.add(id(item))
+                    latency.observe(now - item.published_at)
