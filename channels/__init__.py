@@ -17,7 +17,6 @@ from channels.errors import (
     InvalidEvent,
     InvalidOffset,
     ProtocolError,
-    SlowConsumer,
 )
 from channels.frames import FrameSink, text_frame
 from channels.hub import Hub, Subscription
@@ -83,7 +82,6 @@ __all__ = [
     "Resync",
     "SendFrame",
     "ServerMessage",
-    "SlowConsumer",
     "Subscribe",
     "Subscribed",
     "Subscription",

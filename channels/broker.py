@@ -37,7 +37,6 @@ class BrokerEvent(msgspec.Struct, frozen=True):
         type: Event type, e.g. ``tracking.location``.
         data: The producer's JSON value, relayed undecoded.
         ts: Publish time, RFC 3339 UTC.
-        received_at: ``time.monotonic()`` when this process received it.
         published_at: ``ts`` as a UNIX timestamp when the broker already parsed it (the hub's
             latency metric needs it; ``None``: the hub parses ``ts`` itself).
     """
@@ -47,7 +46,6 @@ class BrokerEvent(msgspec.Struct, frozen=True):
     type: str
     data: msgspec.Raw
     ts: str
-    received_at: float = 0.0
     published_at: float | None = None
 
 
@@ -90,7 +88,6 @@ class BrokerStats:
     dropped: dict[str, int] = field(default_factory=dict)
     listener_errors: int = 0
     reconnects: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 _second_text: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
@@ -129,11 +126,6 @@ def history_is_complete(after: Offset | None, current: Offset, first_seq: int | 
     if start == current.seq:
         return True
     return first_seq is not None and first_seq <= start + 1
-
-
-def monotonic() -> float:
-    """Clock used for ``BrokerEvent.received_at``."""
-    return time.monotonic()
 
 
 class Broker(ABC):

@@ -31,7 +31,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from channels.broker import BrokerEvent, monotonic, utc_timestamp
+from channels.broker import BrokerEvent, utc_timestamp
 from channels.errors import InvalidEvent, InvalidOffset
 from channels.jsonlimits import MAX_DEPTH, too_deep
 from channels.offsets import parse_offset
@@ -149,7 +149,7 @@ def parse_event(channel: str, payload: bytes, max_bytes: int = EVENT_MAX_BYTES) 
             raise _too_large(size - _OFFSET_FIELD_BYTES - len(envelope.offset), max_bytes)
     if _NEWLINE in payload:  # the rare path: pretty-printed JSON
         data = msgspec.Raw(_compact(bytes(data)))
-    return BrokerEvent(channel, offset, type_, data, ts, monotonic(), published_at)
+    return BrokerEvent(channel, offset, type_, data, ts, published_at)
 
 
 def validate_event(type: str, data: bytes, ts: str | None = None, *, max_bytes: int = EVENT_MAX_BYTES) -> bytes:

@@ -7,7 +7,6 @@ Hierarchy::
     ├── InvalidChannel (+ValueError)  a channel name is not ``user|order|store:<id>``
     ├── ProtocolError (+ValueError)   a client frame is not a valid protocol message
     ├── InvalidEvent (+ValueError)    an event is not a valid producer envelope (``reason`` says why)
-    ├── SlowConsumer                  a connection's send queue overflowed (closed with 4008)
     └── BrokerError                   the broker failed to do what was asked
         └── BrokerUnavailable         the broker's server (Redis) cannot be reached right now
 """
@@ -22,7 +21,6 @@ __all__ = [
     "InvalidEvent",
     "InvalidOffset",
     "ProtocolError",
-    "SlowConsumer",
 ]
 
 
@@ -55,10 +53,6 @@ class InvalidEvent(ChannelsError, ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-class SlowConsumer(ChannelsError):
-    """A connection fell behind: its send queue overflowed and it was closed with 4008."""
 
 
 class BrokerError(ChannelsError):

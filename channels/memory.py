@@ -17,7 +17,6 @@ from channels.broker import (
     History,
     Resync,
     history_is_complete,
-    monotonic,
     utc_timestamp,
 )
 from channels.envelope import EVENT_MAX_BYTES, validate_event
@@ -123,7 +122,7 @@ class MemoryBroker(Broker):
             if seen:
                 return previous
         offset: Offset | None = None
-        event = BrokerEvent(channel, None, type, msgspec.Raw(data), ts or utc_timestamp(), monotonic())
+        event = BrokerEvent(channel, None, type, msgspec.Raw(data), ts or utc_timestamp())
         if history:
             state = self._channel(channel)
             state.seq += 1
