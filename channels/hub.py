@@ -126,17 +126,6 @@ class Hub:
             await self.unsubscribe(conn, channel)
         await conn.stop()
 
-    @asynccontextmanager
-    async def subscription(
-        self, conn: Connection, channel: str, since: Offset | None = None
-    ) -> AsyncIterator[Subscription]:
-        """Subscribe for the block's duration."""
-        result = await self.subscribe(conn, channel, since)
-        try:
-            yield result
-        finally:
-            await self.unsubscribe(conn, channel)
-
     async def subscribe(
         self,
         conn: Connection,

@@ -420,10 +420,6 @@ class PubSubListener:
             self._confirmed.discard(channel)
             self._awaiting.discard(channel)
 
-    def owns(self, channel: str) -> bool:
-        """Whether this listener is asked to deliver ``channel``."""
-        return channel in self._channels
-
     async def _keepalive(self) -> None:
         """PING the pub/sub connection; drop it after three silent intervals (half-open TCP)."""
         loop = asyncio.get_running_loop()

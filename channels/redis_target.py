@@ -46,14 +46,6 @@ class RedisTarget(msgspec.Struct, frozen=True):
     username: str | None = None
     password: str | None = None
 
-    def describe(self) -> str:
-        """The target without credentials, for logs."""
-        if self.topology == "single":
-            return re.sub(r"//[^@/]*@", "//", self.url)
-        hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
-        suffix = f"/{self.service}" if self.service else ""
-        return f"redis+{self.topology}://{hosts}{suffix}"
-
 
 def parse_redis_url(url: str) -> RedisTarget:
     """Parse one of the three forms.

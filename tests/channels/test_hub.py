@@ -194,10 +194,11 @@ async def test_last_subscriber_leaving_releases_the_channel(hub: Hub, broker: Br
     a, b = Recorder(), Recorder()
     conn_a, close_a = await connect(hub, a)
     conn_b, close_b = await connect(hub, b)
-    async with hub.subscription(conn_a, "order:gone"):
-        await hub.subscribe(conn_b, "order:gone")
-        await hub.unsubscribe(conn_b, "order:gone")
-        assert hub.channels["order:gone"] == {conn_a}
+    await hub.subscribe(conn_a, "order:gone")
+    await hub.subscribe(conn_b, "order:gone")
+    await hub.unsubscribe(conn_b, "order:gone")
+    assert hub.channels["order:gone"] == {conn_a}
+    await hub.unsubscribe(conn_a, "order:gone")
     assert "order:gone" not in hub.channels
     assert "order:gone" not in broker.subscriptions
     await hub.subscribe(conn_b, "order:gone2")
