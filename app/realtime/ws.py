@@ -108,7 +108,7 @@ class Session:
         try:
             message = decode_client_message(frame)
         except ProtocolError as exc:
-            self.conn.enqueue(_control(Error(code="bad_request", message=str(exc))))
+            self.conn.enqueue(_control(Error(code="bad_request", message=str(exc), ref=exc.ref)))
             return
         if isinstance(message, Subscribe):
             await self._subscribe(message)
