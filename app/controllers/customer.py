@@ -18,8 +18,7 @@ from litestar.params import QueryParameter
 from app.auth import Identity, require_roles
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.openapi import problems
-from app.runtime import Runtime
-from app.services.insights import DEFAULT_DAYS, MAX_DAYS, CustomerInsightsService, check_days
+from app.services.insights import DEFAULT_DAYS, MAX_DAYS, CustomerInsightsService
 from app.services.insights_views import Analytics, Dashboard, Preferences
 from models import User
 from models.enums import Role
@@ -66,12 +65,11 @@ class CustomerController(Controller):
     async def dashboard(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        insights: NamedDependency[CustomerInsightsService],
         customer_id: CustomerId = None,
     ) -> Response[bytes]:
         customer = await _customer_of(request.user, customer_id)
-        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
-        return _json(await service.dashboard_json(customer))
+        return _json(await insights.dashboard_json(customer))
 
     @get(
         "/analytics",
@@ -82,14 +80,12 @@ class CustomerController(Controller):
     async def analytics(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        insights: NamedDependency[CustomerInsightsService],
         days: Annotated[int, QueryParameter(ge=1, le=MAX_DAYS, description=f"1..{MAX_DAYS}")] = DEFAULT_DAYS,
         customer_id: CustomerId = None,
     ) -> Response[bytes]:
-        days = check_days(days)
         customer = await _customer_of(request.user, customer_id)
-        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
-        return _json(await service.analytics_json(customer, days))
+        return _json(await insights.analytics_json(customer, days))
 
     @get(
         "/preferences",
@@ -100,9 +96,8 @@ class CustomerController(Controller):
     async def preferences(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        insights: NamedDependency[CustomerInsightsService],
         customer_id: CustomerId = None,
     ) -> Response[bytes]:
         customer = await _customer_of(request.user, customer_id)
-        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
-        return _json(await service.preferences_json(customer))
+        return _json(await insights.preferences_json(customer))
