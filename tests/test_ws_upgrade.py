@@ -26,6 +26,7 @@ from tests.rawsocket import (
     text_frame,
     upgrade_request,
 )
+from tests.waiting import eventually
 
 # --- the classifier ---------------------------------------------------------------------------
 
@@ -98,6 +99,34 @@ def test_serve_configures_the_shortcut(sqlite_settings: Settings) -> None:
 # --- live ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def head_chunks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The chunks the server's ``UpgradeFirstProtocol`` received, in order (the head, before any hand-over)."""
+    chunks: list[bytes] = []
+    data_received = UpgradeFirstProtocol.data_received
+
+    def recording(self: UpgradeFirstProtocol, data: bytes) -> None:
+        chunks.append(data)
+        data_received(self, data)
+
+    monkeypatch.setattr(UpgradeFirstProtocol, "data_received", recording)
+    return chunks
+
+
+@pytest.fixture
+def accepted(monkeypatch: pytest.MonkeyPatch) -> list[UpgradeFirstProtocol]:
+    """The server's ``UpgradeFirstProtocol`` of each connection it accepted."""
+    protocols: list[UpgradeFirstProtocol] = []
+    connection_made = UpgradeFirstProtocol.connection_made
+
+    def recording(self: UpgradeFirstProtocol, transport: asyncio.BaseTransport) -> None:
+        protocols.append(self)
+        connection_made(self, transport)
+
+    monkeypatch.setattr(UpgradeFirstProtocol, "connection_made", recording)
+    return protocols
+
+
 async def test_upgrade_in_one_packet_with_mixed_case_headers_is_welcomed(
     sqlite_server: str, token_for: Callable[..., str]
 ) -> None:
@@ -112,16 +141,20 @@ async def test_upgrade_in_one_packet_with_mixed_case_headers_is_welcomed(
         writer.close()
 
 
-async def test_upgrade_split_over_packets_still_upgrades(sqlite_server: str, token_for: Callable[..., str]) -> None:
+async def test_upgrade_split_over_packets_still_upgrades(
+    sqlite_server: str, token_for: Callable[..., str], head_chunks: list[bytes]
+) -> None:
+    """A head whose first 25 bytes the server has already read on their own is still upgraded when the rest comes."""
     request = upgrade_request(b"Authorization: Bearer " + token_for("u_split").encode())
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(request[:25])
         await writer.drain()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: head_chunks == [request[:25]], what="the server read the first 25 bytes alone")
         writer.write(request[25:])
         assert (await response_head(reader)).startswith(b"HTTP/1.1 101 ")
         assert '"op":"welcome"' in await text_frame(reader)
+        assert b"".join(head_chunks) == request and len(head_chunks) >= 2
     finally:
         writer.close()
 
@@ -173,11 +206,14 @@ async def test_plain_http_keeps_alive_over_several_requests(sqlite_server: str) 
         writer.close()
 
 
-async def test_a_socket_that_never_speaks_is_closed_at_shutdown(sqlite_settings: Settings) -> None:
+async def test_a_socket_that_never_speaks_is_closed_at_shutdown(
+    sqlite_settings: Settings, accepted: list[UpgradeFirstProtocol]
+) -> None:
+    """A connection the server accepted but that never sent a byte is closed by the shutdown, not leaked."""
     app = create_app(sqlite_settings)
     async with serving(app, sqlite_settings) as address:
         reader, writer = await open_socket(address)
-        await asyncio.sleep(0.1)  # accepted by the server, not a byte sent
+        await eventually(lambda: accepted, what="the server accepted the connection")  # not a byte sent
     # serving() returned, so uvicorn's shutdown finished; the silent socket was closed, not leaked.
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
@@ -225,7 +261,7 @@ async def test_an_endless_head_gets_431(sqlite_server: str) -> None:
 
 
 async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
-    sqlite_server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    sqlite_server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, head_chunks: list[bytes]
 ) -> None:
     """Buffered until its blank line, then parsed like a head sent in one packet (the shortcut, not uvicorn's path)."""
     from app.realtime.uvicorn_ws import FramedWebSocketProtocol
@@ -244,11 +280,13 @@ async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
         for index in range(len(request)):
             writer.write(request[index : index + 1])
             await writer.drain()
-            if index % 50 == 0:
-                await asyncio.sleep(0.01)  # separate packets
+            if index % 50 == 0:  # separate packets: the server has read every byte sent so far
+                sent = index + 1
+                await eventually(lambda sent=sent: sum(map(len, head_chunks)) == sent, what=f"the server read {sent} B")
         assert (await response_head(reader)).startswith(b"HTTP/1.1 101 ")
         assert '"op":"welcome"' in await text_frame(reader)
         assert opened == [True]
+        assert b"".join(head_chunks) == request and len(head_chunks) > len(request) // 50
     finally:
         writer.close()
 
@@ -259,6 +297,7 @@ async def test_plain_http_is_not_held_by_the_deadline(sqlite_server: str, short_
     try:
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await http_response(reader))[0].startswith(b"HTTP/1.1 200 ")
+        # A real pause, twice the head deadline: what is held is that nothing fires when it has passed.
         await asyncio.sleep(short_head_timeout * 2)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         # uvicorn's keep-alive timeout is 5 s: the second request is still answered
