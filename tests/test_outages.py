@@ -72,7 +72,7 @@ async def test_database_outage_is_503_logged_once_then_recovers(
             return await http.post("/notifications", json=body, headers=service)
 
         in_flight = [asyncio.create_task(create()) for _ in range(50)]
-        await asyncio.sleep(0)  # let the requests start before the cut
+        await asyncio.sleep(0)  # a loop iteration so the requests start before the cut (however many are in flight)
         await asyncio.to_thread(proxy.cut)
         during = [await create() for _ in range(20)]
         during += [await http.get("/notifications/unread-count", headers=customer) for _ in range(20)]
