@@ -32,6 +32,7 @@ from tests.waiting import eventually
 
 
 def test_a_websocket_upgrade_is_parsed_with_header_names_lowered() -> None:
+    """A whole upgrade head parses: names lowered, values trimmed, later bytes kept; it serialises back to itself."""
     head = upgrade_request(b"AUTHORIZATION: Bearer Abc.Def", b"X-Mixed-Case:  Value With Spaces ")
     frame_after_head = b"\x81\x85 masked bytes"
     request = websocket_upgrade(head + frame_after_head)
@@ -50,11 +51,13 @@ def test_a_websocket_upgrade_is_parsed_with_header_names_lowered() -> None:
 
 
 def test_the_query_string_stays_in_the_target() -> None:
+    """The parsed target keeps the query string as sent (a ticket, percent-encoded)."""
     request = websocket_upgrade(upgrade_request().replace(b"GET /ws ", b"GET /ws?ticket=abc%20d "))
     assert request is not None and request.target == b"/ws?ticket=abc%20d"
 
 
 def test_connection_may_list_several_tokens() -> None:
+    """Connection: keep-alive, Upgrade is an upgrade: Upgrade may be one token of several."""
     head = UPGRADE.replace(b"Connection: Upgrade", b"Connection: keep-alive, Upgrade") + b"\r\n"
     assert websocket_upgrade(head) is not None
 
@@ -81,14 +84,17 @@ def test_connection_may_list_several_tokens() -> None:
     ],
 )
 def test_everything_else_goes_to_uvicorns_http_protocol(data: bytes) -> None:
+    """An incomplete, non-GET, HTTP/1.0, non-websocket, malformed, bodied or oversized head is no upgrade."""
     assert websocket_upgrade(data) is None
 
 
 def test_an_empty_body_length_is_still_an_upgrade() -> None:
+    """Content-Length: 0 announces no body, so the head is still an upgrade."""
     assert websocket_upgrade(upgrade_request(b"Content-Length: 0")) is not None
 
 
 def test_serve_configures_the_shortcut(sqlite_settings: Settings) -> None:
+    """serve's uvicorn options select UpgradeFirstProtocol as the HTTP protocol."""
     from uvicorn.config import Config
 
     config = Config("app.main:create_app", **{**uvicorn_options(sqlite_settings), "workers": 1})
@@ -130,6 +136,7 @@ def accepted(monkeypatch: pytest.MonkeyPatch) -> list[UpgradeFirstProtocol]:
 async def test_upgrade_in_one_packet_with_mixed_case_headers_is_welcomed(
     sqlite_server: str, token_for: Callable[..., str]
 ) -> None:
+    """An upgrade sent in one packet, AUTHORIZATION in capitals, gets 101 and the welcome for the token's user."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(upgrade_request(b"AUTHORIZATION: Bearer " + token_for("u_raw").encode()))
@@ -185,6 +192,7 @@ async def test_a_malformed_head_gets_a_problem_400_with_request_id(sqlite_server
 
 
 async def test_incomplete_handshake_gets_websockets_400(sqlite_server: str) -> None:
+    """An upgrade without Sec-WebSocket-Key is answered 400 by websockets, naming the missing header."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
@@ -196,6 +204,7 @@ async def test_incomplete_handshake_gets_websockets_400(sqlite_server: str) -> N
 
 
 async def test_plain_http_keeps_alive_over_several_requests(sqlite_server: str) -> None:
+    """Plain HTTP through the shortcut keeps the connection alive: two requests, two 200s."""
     reader, writer = await open_socket(sqlite_server)
     try:
         for _ in range(2):
@@ -236,6 +245,7 @@ async def _answer_then_eof(reader: asyncio.StreamReader) -> bytes:
 async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
     sqlite_server: str, short_head_timeout: float, sent: bytes
 ) -> None:
+    """A silent or trickling head past the deadline gets a 408 problem+json with a request id, then EOF."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(sent)
@@ -247,6 +257,7 @@ async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
 
 
 async def test_an_endless_head_gets_431(sqlite_server: str) -> None:
+    """A head that grows past MAX_HEAD_BYTES gets a 431 problem+json with its request id, then EOF."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(
