@@ -24,6 +24,7 @@ from tests.live import serving
 from tests.redis_servers import RedisServer
 from tests.services import POSTGRES_ADMIN_URL
 from tests.test_relay_redis import _wait_ready
+from tests.waiting import eventually
 
 Headers = Callable[..., dict[str, str]]
 
@@ -92,13 +93,12 @@ async def test_database_outage_is_503_logged_once_then_recovers(
         assert (await create()).status_code == 201
         assert (await http.get("/ready")).status_code == 200
 
-        async def ended() -> None:  # the probe runs every 0.5 s: poll its log line
-            while True:
-                if any("reachable again" in line for line in _outage_lines(caplog)):
-                    return
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(ended(), 10)
+        await eventually(  # the probe runs every 0.5 s: poll its log line
+            lambda: any("reachable again" in line for line in _outage_lines(caplog)),
+            within=10,
+            interval=0.05,
+            what="the outage's end was logged",
+        )
     lines = _outage_lines(caplog)
     assert len(lines) == 2, lines
     assert lines[0].startswith("database unavailable")
