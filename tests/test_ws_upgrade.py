@@ -292,8 +292,11 @@ async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
             writer.write(request[index : index + 1])
             await writer.drain()
             if index % 50 == 0:  # separate packets: the server has read every byte sent so far
-                sent = index + 1
-                await eventually(lambda sent=sent: sum(map(len, head_chunks)) == sent, what=f"the server read {sent} B")
+
+                def read_all(sent: int = index + 1) -> bool:
+                    return sum(map(len, head_chunks)) == sent
+
+                await eventually(read_all, what=f"the server read the {index + 1} bytes sent")
         assert (await response_head(reader)).startswith(b"HTTP/1.1 101 ")
         assert '"op":"welcome"' in await text_frame(reader)
         assert opened == [True]
