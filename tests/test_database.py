@@ -84,6 +84,7 @@ async def test_a_write_inside_a_write_joins_it(sqlite_db: Database) -> None:
 async def test_a_writer_that_waits_past_the_busy_timeout_fails_like_sqlite(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A writer kept waiting past the busy timeout gets SQLite's 'database is locked'; the lock is free after."""
     monkeypatch.setattr(app.database, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
     holding = asyncio.Event()
     release = asyncio.Event()

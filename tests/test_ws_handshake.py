@@ -104,6 +104,7 @@ async def test_invalid_handshakes_get_websockets_answer(
 async def test_refused_origin_is_403_before_any_frame(
     make_settings: Callable[..., Settings], sqlite_database: str
 ) -> None:
+    """An upgrade from an origin not in ALLOWED_ORIGINS is answered 403 before any frame."""
     settings = make_settings(DATABASE_URL=sqlite_database, ALLOWED_ORIGINS="https://shop.example.com")
     async with serving(create_app(settings), settings) as address:
         reader, writer = await open_socket(address)
