@@ -83,11 +83,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Whether the server runs with production safeguards (no demo login, no dev secrets)."""
         return self.app_env == "production"
 
-    @property
-    def uses_sqlite(self) -> bool:
-        """Whether the database is the embedded SQLite file."""
-        return self.database_url.startswith("sqlite")
-
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name)
