@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
@@ -32,8 +32,9 @@ CustomerId = Annotated[
 ]
 
 
-async def _customer_of(identity: Identity, customer_id: str | None) -> str:
-    """Whose insights the caller asks for, after the access rules above."""
+async def _customer(request: Request[Identity, Any, Any], customer_id: CustomerId = None) -> str:
+    """Whose insights the caller asks for, after the access rules above (a dependency of every handler)."""
+    identity = request.user
     if identity.role == Role.CUSTOMER:
         if customer_id is not None and customer_id != identity.user_id:
             raise Forbidden("customers see only their own insights; leave out customerId")
@@ -55,6 +56,7 @@ class CustomerController(Controller):
     path = "/customer"
     tags = ("customer",)
     guards = [require_roles(Role.CUSTOMER, Role.ADMIN)]  # noqa: RUF012 (Litestar reads a list)
+    dependencies = {"customer": Provide(_customer)}  # noqa: RUF012 (Litestar reads a dict)
 
     @get(
         "/dashboard",
@@ -64,11 +66,9 @@ class CustomerController(Controller):
     )
     async def dashboard(
         self,
-        request: Request[Identity, Any, Any],
+        customer: NamedDependency[str],
         insights: NamedDependency[CustomerInsightsService],
-        customer_id: CustomerId = None,
     ) -> Response[bytes]:
-        customer = await _customer_of(request.user, customer_id)
         return _json(await insights.dashboard_json(customer))
 
     @get(
@@ -79,12 +79,10 @@ class CustomerController(Controller):
     )
     async def analytics(
         self,
-        request: Request[Identity, Any, Any],
+        customer: NamedDependency[str],
         insights: NamedDependency[CustomerInsightsService],
         days: Annotated[int, QueryParameter(ge=1, le=MAX_DAYS, description=f"1..{MAX_DAYS}")] = DEFAULT_DAYS,
-        customer_id: CustomerId = None,
     ) -> Response[bytes]:
-        customer = await _customer_of(request.user, customer_id)
         return _json(await insights.analytics_json(customer, days))
 
     @get(
@@ -95,9 +93,7 @@ class CustomerController(Controller):
     )
     async def preferences(
         self,
-        request: Request[Identity, Any, Any],
+        customer: NamedDependency[str],
         insights: NamedDependency[CustomerInsightsService],
-        customer_id: CustomerId = None,
     ) -> Response[bytes]:
-        customer = await _customer_of(request.user, customer_id)
         return _json(await insights.preferences_json(customer))
