@@ -33,7 +33,7 @@ from app.services.users import UserDirectory
 from app.settings import Settings
 from channels.redis_connector import RedisClient, RedisConnector
 from models import ALL_TABLES
-from models.enums import NotificationChannel
+from models.enums import DeliveryMedium
 
 __all__ = ["Runtime"]
 
@@ -77,7 +77,7 @@ class Runtime:
         self.pings = PingRecorder(self.database, self.relay.publisher)
         self.http = httpx.AsyncClient()
         senders = self._senders()
-        self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(NotificationChannel(c) for c in senders))
+        self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(DeliveryMedium(c) for c in senders))
         self.scheduler = ScheduledDelivery(self.database, self.outbox, outages=self.outages)
         self.insights_cache: InsightsCache = (
             RedisInsightsCache(self.redis, settings.redis_prefix) if self.redis is not None else MemoryInsightsCache()
@@ -141,14 +141,14 @@ class Runtime:
         )
 
     def _senders(self) -> dict[str, Sender]:
-        """The delivery channels this deployment has configured (the others are recorded as skipped)."""
+        """The delivery media this deployment has configured (the others are recorded as skipped)."""
         senders: dict[str, Sender] = {}
         if self.settings.smtp_url:
-            senders[NotificationChannel.EMAIL.value] = EmailSender(self.settings.smtp_url)
+            senders[DeliveryMedium.EMAIL.value] = EmailSender(self.settings.smtp_url)
         if self.settings.notify_webhook_url:
-            for channel in (NotificationChannel.SMS, NotificationChannel.PUSH):
-                senders[channel.value] = WebhookSender(
-                    self.settings.notify_webhook_url, self.settings.notify_webhook_secret, channel.value, self.http
+            for medium in (DeliveryMedium.SMS, DeliveryMedium.PUSH):
+                senders[medium.value] = WebhookSender(
+                    self.settings.notify_webhook_url, self.settings.notify_webhook_secret, medium.value, self.http
                 )
         return senders
 

@@ -17,7 +17,7 @@ from app.openapi import problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.services.notification_json import NotificationView
 from app.services.notifications import Inbox, NotificationDraft, unread_count
-from models.enums import NotificationChannel, NotificationPriority, NotificationType, Role
+from models.enums import DeliveryMedium, NotificationPriority, NotificationType, Role
 
 __all__ = ["CreateNotification", "NotificationsController"]
 
@@ -34,12 +34,10 @@ class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     message: Annotated[str, msgspec.Meta(max_length=4000)]
     priority: NotificationPriority = NotificationPriority.LOW
     channels: Annotated[
-        list[NotificationChannel],
+        list[DeliveryMedium],
         # "extra" is how Litestar takes schema keywords msgspec has no constraint for (uniqueItems).
-        msgspec.Meta(
-            min_length=1, max_length=len(NotificationChannel), extra_json_schema={"extra": {"unique_items": True}}
-        ),
-    ] = msgspec.field(default_factory=lambda: [NotificationChannel.IN_APP])
+        msgspec.Meta(min_length=1, max_length=len(DeliveryMedium), extra_json_schema={"extra": {"unique_items": True}}),
+    ] = msgspec.field(default_factory=lambda: [DeliveryMedium.IN_APP])
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
 
@@ -150,7 +148,7 @@ class NotificationsController(Controller):
             title=data.title,
             message=data.message,
             priority=data.priority,
-            channels=tuple(data.channels),
+            media=tuple(data.channels),
             metadata=data.metadata,
             scheduled_for=data.scheduled_for,
             idempotency_key=idempotency_key,
