@@ -394,7 +394,7 @@ async def test_handshake_headers_are_released_after_accept(
     headers (kept alive by websockets' suspended parser) are emptied once the socket is accepted."""
     from websockets.http11 import Request
 
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+    from app.realtime.fast_path.framed_ws import FramedWebSocketProtocol
 
     requests: list[Request] = []
     handle_connect = FramedWebSocketProtocol.handle_connect

@@ -34,7 +34,7 @@ def test_server_runs_the_framed_websocket_protocol(sqlite_settings: Settings) ->
     from uvicorn.config import Config
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+    from app.realtime.fast_path.framed_ws import FramedWebSocketProtocol
 
     config = Config("app.main:create_app", **{**uvicorn_options(sqlite_settings), "workers": 1})
     config.load()
