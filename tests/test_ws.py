@@ -386,6 +386,7 @@ async def test_unexpected_error_on_ws_is_logged_and_refused(
     assert any("unexpected error on /ws" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.fast_path
 @pytest.mark.parametrize("parsed", [True, False], ids=["parsed by the upgrade shortcut", "uvicorn's path"])
 async def test_handshake_headers_are_released_after_accept(
     server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, parsed: bool

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
@@ -19,6 +20,8 @@ from app.realtime.fast_path.framed_ws import CLOSE_HANDSHAKE_SECONDS
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.live import receive_json, serving
+
+pytestmark = pytest.mark.fast_path  # stock uvicorn waits for a paused transport, then 10 s for the answer
 
 
 async def _open_stuck_client(

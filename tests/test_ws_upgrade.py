@@ -27,6 +27,8 @@ from tests.rawsocket import (
     upgrade_request,
 )
 
+pytestmark = pytest.mark.fast_path
+
 # --- the classifier ---------------------------------------------------------------------------
 
 
