@@ -51,7 +51,7 @@ def test_a_supported_version_passing_the_check_gets_the_fast_path(caplog: pytest
     assert _warnings(caplog) == []
 
 
-@pytest.mark.parametrize("version", ["0.34.3", "0.43.0", "0.56.0", "1.0.0", "unknown"])
+@pytest.mark.parametrize("version", ["0.34.3", "0.44.0", "0.52.0", "0.56.0", "1.0.0", "unknown"])
 def test_a_version_outside_the_range_falls_back_with_one_warning(
     version: str, caplog: pytest.LogCaptureFixture
 ) -> None:

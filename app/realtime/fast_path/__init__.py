@@ -31,11 +31,12 @@ logger = logging.getLogger(__name__)
 FRAMES_EXTENSION = "push.frames"
 """The scope extension of ``framed_ws.FramedWebSocketProtocol``: a ``channels.FrameSink``."""
 
-# [lowest, first unsupported): the versions the real-time test modules passed on. uvicorn.protocols.websockets.
-# websockets_sansio_impl appeared in 0.35.0, its keepalive pings (start_keepalive, which the fast path calls
-# after its own accept) in 0.44.0; 0.55.0 is the newest tested. A later release may move what the fast path
-# relies on, so it runs on stock uvicorn until tested here (docs/architecture.md, "The uvicorn fast path").
-SUPPORTED_UVICORN: tuple[tuple[int, int, int], tuple[int, int, int]] = ((0, 44, 0), (0, 56, 0))
+# [lowest, first unsupported): the versions the real-time test modules passed on. uvicorn's websockets-sansio
+# protocol appeared in 0.35.0 but gained what the fast path uses only later: keepalive pings (start_keepalive)
+# in 0.44.0, asgi_version in 0.50.0, disconnected, close_timer and close_timeout in 0.52.1. 0.55.0 is the
+# newest tested. A later release may move what the fast path relies on, so it runs on stock uvicorn until
+# tested here (docs/architecture.md, "The uvicorn fast path, fenced").
+SUPPORTED_UVICORN: tuple[tuple[int, int, int], tuple[int, int, int]] = ((0, 52, 1), (0, 56, 0))
 
 STOCK_PROTOCOLS: dict[str, str] = {"http": "auto", "ws": "websockets-sansio"}
 _FAST_PROTOCOLS: dict[str, str] = {
