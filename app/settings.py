@@ -71,7 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_ping_interval: float = 25.0
     ws_per_message_deflate: bool = False
     ws_fast_path: bool = True
-    """``WS_FAST_PATH``: uvicorn's protocols plus ours (``app/realtime/fast_path.py``); false: stock uvicorn."""
+    """``WS_FAST_PATH``: our uvicorn classes (``app/realtime/fast_path/``) where they pass their checks, else stock."""
     history_size: int = 1000
     history_ttl: int = 86400
     event_max_bytes: int = 65536
