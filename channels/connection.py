@@ -38,6 +38,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008
+# How long a deliberate close on a send_frame transport waits for what was queued before it (errors, mostly).
+CLOSE_DRAIN_SECONDS = 1.0
 
 SendFrame = Callable[[bytes], Awaitable[None]]
 CloseTransport = Callable[[int, str], Awaitable[None]]
@@ -269,12 +271,31 @@ class Connection:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the transport and stop writing; what the transport does not take at once is discarded."""
         if not self._closed:
-            if self._sink is not None and self._queue:
+            if self._queue:
                 # Errors queued just before a deliberate close (4029, 4001) should reach the client.
-                self.flush(FlushPass())
+                if self._sink is not None:
+                    self.flush(FlushPass())
+                else:
+                    await self._send_queued_before_close()
             self._discard_queue()
             await self._close(code, reason)
         await self.stop()
+
+    async def _send_queued_before_close(self) -> None:
+        """``close`` on a ``send_frame`` transport: the queue goes out first, for at most ``CLOSE_DRAIN_SECONDS``."""
+        try:
+            async with asyncio.timeout(CLOSE_DRAIN_SECONDS):
+                writer = self._task
+                if writer is not None and writer is not asyncio.current_task():
+                    await asyncio.wait({writer})  # it may be mid-send: let it finish, in order
+                self._flush_pending = True  # no new writer task from here: this is the only sender
+                while self._queue and not self._closed:
+                    batch = self._take_batch()
+                    if batch:
+                        await self._send_frame(self._formatter(batch))
+                        self._count(batch, time.time())
+        except Exception:  # TimeoutError (a client that does not read), or a transport already gone
+            logger.debug("queued messages not sent before close", exc_info=True)
 
     async def stop(self) -> None:
         """Stop writing without closing the transport (the app's endpoint is ending)."""

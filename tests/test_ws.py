@@ -410,6 +410,7 @@ async def test_unexpected_error_on_ws_is_logged_and_refused(
     assert any("unexpected error on /ws" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.fast_path
 @pytest.mark.parametrize("parsed", [True, False], ids=["parsed by the upgrade shortcut", "uvicorn's path"])
 async def test_handshake_headers_are_released_after_accept(
     server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, parsed: bool
@@ -418,7 +419,7 @@ async def test_handshake_headers_are_released_after_accept(
     headers (kept alive by websockets' suspended parser) are emptied once the socket is accepted."""
     from websockets.http11 import Request
 
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+    from app.realtime.fast_path.framed_ws import FramedWebSocketProtocol
 
     requests: list[Request] = []
     handle_connect = FramedWebSocketProtocol.handle_connect

@@ -1,4 +1,4 @@
-"""The upgrade shortcut (app/realtime/uvicorn_upgrade.py): raw sockets against a real uvicorn server.
+"""The upgrade shortcut (app/realtime/fast_path/upgrade.py): raw sockets against a real uvicorn server.
 
 A well-formed WebSocket upgrade head goes straight to the WebSocket protocol; every other head
 (HTTP requests, malformed heads) must get exactly what uvicorn's own HTTP protocol answers; a head
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from app.main import create_app
-from app.realtime.uvicorn_upgrade import UpgradeFirstProtocol, websocket_upgrade
+from app.realtime.fast_path.upgrade import UpgradeFirstProtocol, websocket_upgrade
 from app.server import uvicorn_options
 from app.settings import Settings
 from tests.live import serving
@@ -27,6 +27,8 @@ from tests.rawsocket import (
     upgrade_request,
 )
 from tests.waiting import eventually
+
+pytestmark = pytest.mark.fast_path
 
 # --- the classifier ---------------------------------------------------------------------------
 
@@ -275,7 +277,7 @@ async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
     sqlite_server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, head_chunks: list[bytes]
 ) -> None:
     """Buffered until its blank line, then parsed like a head sent in one packet (the shortcut, not uvicorn's path)."""
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+    from app.realtime.fast_path.framed_ws import FramedWebSocketProtocol
 
     opened: list[bool] = []
     open_parsed = FramedWebSocketProtocol.open_parsed

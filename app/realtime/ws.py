@@ -3,8 +3,9 @@
 Authentication is a single-use ``?ticket=`` (browsers) or an ``Authorization: Bearer`` header
 (other clients); never a token in the URL. After ``welcome`` the user's own channel is joined, from
 ``?since=<offset>`` when the client resumes it: its missed events come before any live one.
-Under uvicorn with ``FramedWebSocketProtocol`` (``app/server.py``) messages are written as pre-framed
-bytes straight to the transport (``app/realtime/uvicorn_ws.py``); elsewhere through the ASGI ``send``.
+Under uvicorn's fast path (``app/realtime/fast_path``) messages are written as pre-framed bytes straight
+to the transport (the scope's ``push.frames``); without it (``WS_FAST_PATH=0``, an untested uvicorn, another
+ASGI server) through the ASGI ``send``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from app.errors import Unauthorized
 from app.problems import problem_body
 from app.realtime.access import may_join
 from app.realtime.edge import RealtimeEdge, edge_of
+from app.realtime.fast_path import FRAMES_EXTENSION
 from app.realtime.handshake import authenticate, origin_allowed
-from app.realtime.uvicorn_ws import FRAMES_EXTENSION
 from app.request_context import request_id_for
 from channels import (
     BrokerError,
