@@ -41,7 +41,7 @@ def serve() -> None:
     settings = _settings()
     configure_logging(settings.log_level, json_lines=settings.is_production)
     # uvicorn.run picks the single-process server or its multi-process supervisor from ``workers``.
-    uvicorn.run("app.main:create_app", factory=True, **uvicorn_options(settings))
+    uvicorn.run("app.main:create_served_app", factory=True, **uvicorn_options(settings))
 
 
 @cli.command()

@@ -20,12 +20,12 @@ from urllib.parse import unquote, urlsplit
 
 from asyncpg.exceptions import UniqueViolationError
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from app.errors import ConfigurationError
 
-__all__ = ["UNIQUE_VIOLATIONS", "Database", "engine_from_url", "sqlite_path"]
+__all__ = ["UNIQUE_VIOLATIONS", "Database", "ReleasingTransaction", "engine_from_url", "sqlite_path"]
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -91,11 +91,67 @@ class Database:
         """A write transaction: ``async with database.write(): ...``; IMMEDIATE on SQLite, one at a time per process."""
         if isinstance(self.engine, SQLiteEngine):
             return SQLiteWrite(self.engine, self._sqlite_writer)
+        if isinstance(self.engine, PostgresEngine):
+            return ReleasingTransaction(self.engine)
         return self.engine.transaction()
 
     async def ping(self) -> None:
         """Run a trivial query; raises whatever the driver raises when the database is away."""
         await self.engine.run_ddl("SELECT 1")
+
+
+class ReleasingTransaction(PostgresTransaction):
+    """Piccolo's PostgreSQL transaction, except that its pooled connection always goes back to the pool.
+
+    Piccolo (1.38) releases the connection only after ``BEGIN`` and then ``COMMIT`` or ``ROLLBACK``
+    succeeded. Each of them fails on a connection the server terminated (a restart, a failover,
+    ``pg_terminate_backend``), and each such failure kept one connection checked out for good: the
+    pool shrank with every outage until writes waited forever and shutdown hung in ``pool.close()``.
+    """
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        self.connection = await self.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            self.transaction = self.connection.transaction()
+            await self.begin()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await self._release()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if self._parent is not None:
+            return exc is None
+        try:
+            if exc is not None:
+                if not self._rolled_back:
+                    await self._rollback_after(exc)
+            elif not self._committed and not self._rolled_back:
+                await self.commit()  # type: ignore[no-untyped-call]
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            await self._release()
+        return exc is None
+
+    async def _rollback_after(self, exc: BaseException) -> None:
+        """Roll back after the body raised ``exc``, which stays the error reported."""
+        try:
+            await self.rollback()  # type: ignore[no-untyped-call]
+        except Exception:  # the body's error is the one to report
+            # Most often the connection is dead already; either way its state is unknown: drop it.
+            self.connection.terminate()
+
+    async def _release(self) -> None:
+        if self.engine.pool:
+            # asyncpg terminates a connection it cannot reset, so a dead one is dropped, not reused.
+            await self.engine.pool.release(self.connection)
+        else:
+            await self.connection.close()
 
 
 class SQLiteWrite:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.static_files import create_static_files_router
 
@@ -31,6 +30,7 @@ from app.middleware import (
 )
 from app.openapi import ProblemDocs, openapi_config
 from app.problems import EXCEPTION_HANDLERS
+from app.process import tune_garbage_collector
 from app.realtime.sse import sse_endpoint
 from app.realtime.ws import websocket_endpoint, websockets_first
 from app.request_body import CheckedRequest
@@ -38,7 +38,7 @@ from app.request_context import stamp_request_id
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_served_app"]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             websocket_endpoint,
             sse_endpoint,
         ],
-        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        dependencies=runtime.dependencies(),
         middleware=[
             RequestContextMiddleware,
             InputLimitsMiddleware,
@@ -92,9 +92,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[ProblemDocs()],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=CheckedRequest,
-        state=State({"runtime": runtime}),
+        state=State({"runtime": runtime, "realtime": runtime.realtime}),
         debug=False,
     )
     # /ws sockets bypass the middleware stack and router (per-socket memory and connect CPU); see ws.py.
     app.asgi_handler = websockets_first(app.asgi_handler)
+    return app
+
+
+def create_served_app() -> Litestar:
+    """The app of ``python -m app serve``: ``create_app`` plus the serving process's own choices."""
+    app = create_app()
+    app.on_startup.append(tune_garbage_collector)
     return app

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from litestar.di import Provide
 
 from app.auth import TokenVerifier
 from app.database import Database
@@ -15,10 +16,14 @@ from app.metrics import Metrics
 from app.outages import OutageLog
 from app.pagination import CursorCodec
 from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.readiness import Readiness
+from app.realtime.edge import RealtimeEdge
 from app.realtime.relay import Relay
 from app.services.deliveries import DeliveryDispatcher
+from app.services.insights import CustomerInsightsService
 from app.services.insights_cache import InsightsCache, MemoryInsightsCache, RedisInsightsCache
 from app.services.notifications import Inbox, unread_count_event
+from app.services.order_writes import OrderWriter
 from app.services.outbox import OutboxRelay
 from app.services.revocations import Revocations
 from app.services.scheduler import ScheduledDelivery
@@ -28,7 +33,7 @@ from app.services.users import UserDirectory
 from app.settings import Settings
 from channels.redis_connector import RedisClient, RedisConnector
 from models import ALL_TABLES
-from models.enums import NotificationChannel
+from models.enums import DeliveryMedium
 
 __all__ = ["Runtime"]
 
@@ -72,13 +77,38 @@ class Runtime:
         self.pings = PingRecorder(self.database, self.relay.publisher)
         self.http = httpx.AsyncClient()
         senders = self._senders()
-        self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(NotificationChannel(c) for c in senders))
+        self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(DeliveryMedium(c) for c in senders))
         self.scheduler = ScheduledDelivery(self.database, self.outbox, outages=self.outages)
         self.insights_cache: InsightsCache = (
             RedisInsightsCache(self.redis, settings.redis_prefix) if self.redis is not None else MemoryInsightsCache()
         )
         self.deliveries = DeliveryDispatcher(self.database, senders, outages=self.outages)
+        self.order_writer = OrderWriter(self.database, self.outbox, self.insights_cache, self.inbox.configured)
+        self.insights = CustomerInsightsService(self.database, self.insights_cache)
+        self.readiness = Readiness(self.database, self.relay.broker)
+        self.realtime = RealtimeEdge(settings, self.relay, self.verifier, self.users, self.revocations)
         self._register_metrics()
+
+    def dependencies(self) -> dict[str, Provide]:
+        """What request handlers may ask for by name: each built once, here, for the process's life."""
+        services: dict[str, object] = {
+            "settings": self.settings,
+            "database": self.database,
+            "metrics": self.metrics,
+            "readiness": self.readiness,
+            "cursors": self.cursors,
+            "inbox": self.inbox,
+            "order_writer": self.order_writer,
+            "insights": self.insights,
+            "pings": self.pings,
+            "revocations": self.revocations,
+            "relay": self.relay,
+            "tickets": self.relay.tickets,
+        }
+        return {
+            name: Provide(_constant(service), use_cache=True, sync_to_thread=False)
+            for name, service in services.items()
+        }
 
     def _register_metrics(self) -> None:
         """The domain's counters, read at scrape time (the relay registers its own)."""
@@ -111,14 +141,14 @@ class Runtime:
         )
 
     def _senders(self) -> dict[str, Sender]:
-        """The delivery channels this deployment has configured (the others are recorded as skipped)."""
+        """The delivery media this deployment has configured (the others are recorded as skipped)."""
         senders: dict[str, Sender] = {}
         if self.settings.smtp_url:
-            senders[NotificationChannel.EMAIL.value] = EmailSender(self.settings.smtp_url)
+            senders[DeliveryMedium.EMAIL.value] = EmailSender(self.settings.smtp_url)
         if self.settings.notify_webhook_url:
-            for channel in (NotificationChannel.SMS, NotificationChannel.PUSH):
-                senders[channel.value] = WebhookSender(
-                    self.settings.notify_webhook_url, self.settings.notify_webhook_secret, channel.value, self.http
+            for medium in (DeliveryMedium.SMS, DeliveryMedium.PUSH):
+                senders[medium.value] = WebhookSender(
+                    self.settings.notify_webhook_url, self.settings.notify_webhook_secret, medium.value, self.http
                 )
         return senders
 
@@ -153,14 +183,9 @@ class Runtime:
             if self.redis_connector is not None:
                 await self.redis_connector.aclose()
 
-    async def readiness(self) -> dict[str, str]:
-        """Each dependency's state: ``ok`` or a short reason."""
-        checks: dict[str, str] = {}
-        try:
-            await self.database.ping()
-            checks["database"] = "ok"
-        except Exception as exc:  # any driver error means "not ready"; the reason is reported
-            logger.warning("readiness: database unreachable: %s", exc)
-            checks["database"] = type(exc).__name__
-        checks["broker"] = "ok" if self.relay.broker.healthy else "pub/sub disconnected"
-        return checks
+
+def _constant(value: object) -> Callable[[], object]:
+    def provide() -> object:
+        return value
+
+    return provide

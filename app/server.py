@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.realtime.fast_path import uvicorn_protocols
 from app.settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "uvicorn_options"]
@@ -17,12 +18,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "host": settings.host,
         "port": settings.port,
         "workers": settings.workers,
-        # uvicorn's HTTP protocol, except that a socket whose first packet is a WebSocket upgrade goes
-        # straight to the WebSocket protocol, parsed once (app/realtime/uvicorn_upgrade.py).
-        "http": "app.realtime.uvicorn_upgrade:UpgradeFirstProtocol",
-        # uvicorn's sans-I/O websockets implementation (pings, close codes and the frame limit stay uvicorn's)
-        # plus a direct writer of pre-framed messages for /ws (app/realtime/uvicorn_ws.py).
-        "ws": "app.realtime.uvicorn_ws:FramedWebSocketProtocol",
+        # The fast path (app/realtime/fast_path: a WebSocket upgrade parsed once, pre-framed messages written
+        # straight to the transport) where WS_FAST_PATH is on and this uvicorn passes its checks, else stock
+        # uvicorn ("auto" HTTP, websockets-sansio) with one warning saying why.
+        **uvicorn_protocols(settings.ws_fast_path),
         "ws_max_size": settings.ws_max_frame,
         "ws_ping_interval": settings.ws_ping_interval,
         "ws_ping_timeout": settings.ws_ping_interval,

@@ -70,6 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_rate: int = 100
     ws_ping_interval: float = 25.0
     ws_per_message_deflate: bool = False
+    ws_fast_path: bool = True
+    """``WS_FAST_PATH``: our uvicorn classes (``app/realtime/fast_path/``) where they pass their checks, else stock."""
     history_size: int = 1000
     history_ttl: int = 86400
     event_max_bytes: int = 65536
@@ -82,11 +84,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_production(self) -> bool:
         """Whether the server runs with production safeguards (no demo login, no dev secrets)."""
         return self.app_env == "production"
-
-    @property
-    def uses_sqlite(self) -> bool:
-        """Whether the database is the embedded SQLite file."""
-        return self.database_url.startswith("sqlite")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -242,6 +239,7 @@ def load_settings(env: Mapping[str, str] | None = None, secrets_file: Path | Non
         ws_rate=_int(env, "WS_RATE", 100, minimum=1),
         ws_ping_interval=_float(env, "WS_PING_INTERVAL", 25.0, minimum=0.1),
         ws_per_message_deflate=_bool(env, "WS_PER_MESSAGE_DEFLATE", False),
+        ws_fast_path=_bool(env, "WS_FAST_PATH", True),
         history_size=_int(env, "HISTORY_SIZE", 1000, minimum=1),
         history_ttl=_int(env, "HISTORY_TTL", 86400, minimum=1),
         event_max_bytes=event_max_bytes,

@@ -15,7 +15,7 @@ from typing import Any
 from bench.publisher import RawPublisher
 from bench.report import bars, table
 from bench.scenarios import BurstResult, ConnectResult, Plan, RunResult, burst, connect_runs, relay_run
-from bench.servers import BenchEnv, ServerKind, raise_fd_limit
+from bench.servers import WS_IMPLS, BenchEnv, ServerKind, WsImpl, raise_fd_limit
 
 SCENARIOS = """scenarios (all run by `relay`, the default):
   broadcast   N connections of one user; publish to user:u_bcast at rising rates; max deliveries/s
@@ -55,6 +55,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         default="fanout,burst,connect,cluster,server_api",
         help="comma list of fanout (all per-N scenarios),burst,connect,cluster,server_api (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ws",
+        default="fast",
+        help="comma list of how ours is served, each run in turn (repeat one to alternate, e.g. "
+        "fast,sansio,wsproto,fast,sansio,wsproto): fast (our uvicorn fast path), sansio or wsproto (stock "
+        "uvicorn, WS_FAST_PATH=0) (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=5, help="connect: fresh servers per N (default %(default)s)")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
@@ -154,12 +161,36 @@ async def _relay(args: argparse.Namespace, bench: BenchEnv) -> tuple[list[RunRes
     return runs, bursts
 
 
+def _ws_variants(text: str) -> list[WsImpl]:
+    variants: list[WsImpl] = []
+    for name in (part.strip() for part in text.split(",") if part.strip()):
+        if name not in WS_IMPLS:
+            raise SystemExit(f"python -m bench: --ws takes {', '.join(WS_IMPLS)}, got {name!r}")
+        variants.append(name)  # type: ignore[arg-type]  # checked against WS_IMPLS
+    return variants or ["fast"]
+
+
+def _print_results(runs: list[RunResult], bursts: dict[str, Any], connects: list[ConnectResult]) -> None:
+    if runs or bursts:
+        print(table(runs, bursts))
+    if connects:
+        print("\n### Connect rate on fresh servers\n")
+        print(_connect_summary(connects))
+    print("\n### Bars\n")
+    print(bars(runs, bursts, {r.connections: r.p50 for r in connects if r.kind == "ours" and r.p50 is not None}))
+    for run in runs:
+        for note in run.notes:
+            print(f"note: {run.kind} N={run.connections}: {note}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     fds = raise_fd_limit()
     where = _pin_to_core_1()
     print(f"bench: fd limit {fds}, load generator on {where}, servers on core 0, database {args.database}", flush=True)
+    variants = _ws_variants(args.ws)
     bench = BenchEnv(database=args.database)
+    results: list[tuple[WsImpl, list[RunResult], dict[str, Any], list[ConnectResult]]] = []
     started = time.perf_counter()
     try:
         bench.setup()
@@ -173,8 +204,13 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         only = set(args.only.split(","))
-        runs, bursts = uvloop.run(_relay(args, bench)) if only & {"fanout", "burst"} else ([], {})
-        connects = uvloop.run(_connects(args, bench)) if "connect" in only else []
+        for ws in variants:
+            bench.ws = ws
+            if len(variants) > 1:
+                print(f"\n# ws={ws}\n", flush=True)
+            runs, bursts = uvloop.run(_relay(args, bench)) if only & {"fanout", "burst"} else ([], {})
+            connects = uvloop.run(_connects(args, bench)) if "connect" in only else []
+            results.append((ws, runs, bursts, connects))
         if "cluster" in only:
             from bench.cluster import run_cluster
 
@@ -190,24 +226,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         bench.teardown()
-    print(f"\n## Relay (took {time.perf_counter() - started:.0f} s)\n")
-    if runs or bursts:
-        print(table(runs, bursts))
-    if connects:
-        print("\n### Connect rate on fresh servers\n")
-        print(_connect_summary(connects))
-    print("\n### Bars\n")
-    print(bars(runs, bursts, {r.connections: r.p50 for r in connects if r.kind == "ours" and r.p50 is not None}))
-    for run in runs:
-        for note in run.notes:
-            print(f"note: {run.kind} N={run.connections}: {note}")
+    print(f"\n## Relay (took {time.perf_counter() - started:.0f} s)")
+    payload: list[dict[str, Any]] = []
+    for ws, runs, bursts, connects in results:
+        print(f"\n### ws={ws}\n" if len(results) > 1 else "")
+        _print_results(runs, bursts, connects)
+        payload.append(
+            {
+                "ws": ws,
+                "runs": [r.as_dict() for r in runs],
+                "bursts": bursts,
+                "connects": [vars(r) for r in connects],
+            }
+        )
     if args.json is not None:
-        payload = {
-            "runs": [r.as_dict() for r in runs],
-            "bursts": bursts,
-            "connects": [vars(r) for r in connects],
-        }
-        args.json.write_text(json.dumps(payload, indent=2, default=str))
+        args.json.write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str))
     return 0
 
 

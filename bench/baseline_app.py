@@ -4,7 +4,7 @@
 websockets-sansio: what a Litestar user runs) and otherwise the settings of ``python -m app serve``
 (``app.server.uvicorn_options``: per-message-deflate off, same frame limit and pings, log level),
 from the same environment (PORT, REDIS_URL, REDIS_PREFIX, JWT_SECRET). Our own protocol classes
-(``app/realtime/uvicorn_upgrade.py``, ``app/realtime/uvicorn_ws.py``) are part of what is measured,
+(``app/realtime/fast_path/upgrade.py``, ``app/realtime/fast_path/framed_ws.py``) are part of what is measured,
 so the baseline does not get them. ``/ws`` authenticates the
 same bearer token with PyJWT after accept, sends ``welcome`` and a ``subscribed`` ack, and relays
 every payload of its user's channel as it comes (the producer's envelope, undecoded).

@@ -25,8 +25,10 @@ import jwt
 
 __all__ = [
     "JWT_SECRET",
+    "WS_IMPLS",
     "BenchEnv",
     "Server",
+    "WsImpl",
     "cpu_seconds",
     "raise_fd_limit",
     "rss_kib",
@@ -38,6 +40,10 @@ JWT_SECRET = "bench-jwt-secret-0123456789abcdef-0123456789abcdef"
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789abcdef"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 ServerKind = Literal["ours", "baseline"]
+# How "ours" is served (``--ws``): our uvicorn fast path (the default), or stock uvicorn with its
+# websockets-sansio or wsproto implementation (``WS_FAST_PATH=0``; docs/performance.md, issue 15).
+WsImpl = Literal["fast", "sansio", "wsproto"]
+WS_IMPLS: tuple[WsImpl, ...] = ("fast", "sansio", "wsproto")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,6 +93,8 @@ class BenchEnv:
     prefix: str = field(default_factory=lambda: f"bench-{os.getpid()}")
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-")))
     database_url: str = ""
+    ws: WsImpl = "fast"
+    """How ``ours`` is served: see ``WS_IMPLS``; set between runs by ``python -m bench --ws``."""
     _created_db: str | None = None
 
     def python(self) -> str:
@@ -121,6 +129,7 @@ class BenchEnv:
             LOG_LEVEL="WARNING",
             APP_ENV="dev",
             PYTHONUNBUFFERED="1",
+            WS_FAST_PATH="1" if self.ws == "fast" else "0",
         )
         return env
 
@@ -171,6 +180,8 @@ class Server:
         return self.proc.pid
 
     def command(self) -> list[str]:
+        if self.kind == "ours" and self.bench.ws == "wsproto":
+            return [self.bench.python(), "-m", "bench.stock_server", "wsproto"]
         if self.kind == "ours":
             return [self.bench.python(), "-m", "app", "serve"]
         return [self.bench.python(), "-m", "bench.baseline_app"]

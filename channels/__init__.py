@@ -6,7 +6,7 @@ Imports neither Litestar nor Piccolo nor ``app``/``models``. See docs/channels.m
 from __future__ import annotations
 
 from channels.broker import Broker, BrokerEvent, BrokerStats, History, Resync, utc_timestamp
-from channels.connection import CLOSE_TOO_SLOW, CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame
+from channels.connection import CLOSE_TOO_SLOW, CloseTransport, Connection, SendFrame
 from channels.delivery import subscribed_message
 from channels.envelope import DROP_REASONS, EVENT_MAX_BYTES, parse_event, validate_event
 from channels.errors import (
@@ -23,6 +23,7 @@ from channels.hub import Hub, Subscription
 from channels.memory import MemoryBroker
 from channels.metrics import HubMetrics, LatencyHistogram
 from channels.offsets import ChannelName, Offset, parse_offset, validate_channel
+from channels.outgoing import FrameFormatter, Outgoing
 from channels.protocol import (
     ClientMessage,
     Error,

@@ -4,9 +4,8 @@ Transport-agnostic. A WebSocket transport that offers a ``FrameSink`` is written
 task per connection; the hub's ``Flusher`` writes every connection with queued messages once per
 event-loop iteration, so a message costs one write when a client keeps up and several messages share
 one frame (``\\n``-separated) when it falls behind. Other transports (SSE, ASGI servers without the
-extension) give ``send_frame`` and ``close`` coroutines and get a writer task while they are backlogged.
-The two ways of writing are two writers behind one interface, chosen once when the connection is made,
-so the queue's hot path never asks which transport it has.
+extension) give ``send_frame`` and ``close`` coroutines and get a writer task while they are backlogged;
+the two are writers behind one interface, chosen when the connection is made, not asked for each message.
 
 Overflow policy (websockets "per-client queues", centrifuge ``DisconnectSlow``): a connection whose
 queued plus transport-buffered bytes would exceed ``max_queue_bytes`` is closed with 4008 and its
@@ -28,19 +27,13 @@ from channels.frames import FrameSink
 from channels.metrics import HubMetrics
 from channels.outgoing import FrameFormatter, Outgoing, join_lines
 
-__all__ = [
-    "CLOSE_TOO_SLOW",
-    "CloseTransport",
-    "Connection",
-    "FrameFormatter",
-    "Outgoing",
-    "SendFrame",
-    "join_lines",
-]
+__all__ = ["CLOSE_TOO_SLOW", "CloseTransport", "Connection", "SendFrame"]
 
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4008
+# How long a deliberate close on a send_frame transport waits for what was queued before it (errors, mostly).
+CLOSE_DRAIN_SECONDS = 1.0
 
 SendFrame = Callable[[bytes], Awaitable[None]]
 CloseTransport = Callable[[int, str], Awaitable[None]]
@@ -246,7 +239,7 @@ class Connection:
         if not self._closed:
             if self._queue:
                 # Errors queued just before a deliberate close (4029, 4001) should reach the client.
-                self._writer.flush(self, FlushPass())
+                await self._writer.send_before_close(self)
             self._discard_queue()
             await self._close(code, reason)
         await self.stop()
@@ -287,17 +280,17 @@ class Connection:
 class _Writer(Protocol):
     """How a connection's queue reaches its transport; one per connection, chosen when it is made.
 
-    ``schedule`` writes the queue soon (``_flush_pending`` is set); ``flush`` writes now what the
-    transport takes without waiting (the ``Flusher``, and a deliberate close); ``buffered`` is what the
-    transport holds unread (the overflow bound counts it); ``wait_writable`` waits while the transport is
-    paused, False at once when it is not. Writers take the connection as an argument instead of holding
-    it: no reference cycle, so a closed connection is freed at once (the app raises the GC thresholds).
+    ``schedule``: write soon; ``flush``: write what the transport takes now (the ``Flusher``);
+    ``send_before_close``: the queue first (4029's error should reach the client); ``buffered``: what
+    the transport holds unread (the overflow bound counts it); ``wait_writable``: False at once when not
+    paused. Writers take the connection as an argument: no reference cycle to outlive the socket.
     """
 
     def schedule(self, conn: Connection) -> None: ...
     def flush(self, conn: Connection, flush: FlushPass) -> None: ...
     def buffered(self) -> int: ...
     async def wait_writable(self) -> bool: ...
+    async def send_before_close(self, conn: Connection) -> None: ...
 
 
 class _SinkWriter:
@@ -315,11 +308,14 @@ class _SinkWriter:
     def buffered(self) -> int:
         return self._sink.buffered()
 
+    async def send_before_close(self, conn: Connection) -> None:
+        self.flush(conn, FlushPass())  # what the transport takes at once; the rest is discarded
+
     async def wait_writable(self) -> bool:
-        if self._sink.writable():
-            return False
-        await self._sink.wait_writable()
-        return True
+        paused = not self._sink.writable()
+        if paused:
+            await self._sink.wait_writable()
+        return paused
 
     def flush(self, conn: Connection, flush: FlushPass) -> None:
         sink = self._sink
@@ -330,8 +326,7 @@ class _SinkWriter:
                 conn._flush_pending = True
                 conn._task = asyncio.create_task(self._await_writable(conn), name="channels-connection-paused")
                 return
-            batch = conn._take_batch()
-            if not batch:
+            if not (batch := conn._take_batch()):
                 continue  # all superseded
             try:
                 written = sink.write(flush.batch_frame(batch))
@@ -366,7 +361,7 @@ class _TaskWriter:
         conn._task = asyncio.create_task(self._write_loop(conn), name="channels-connection-writer")
 
     def flush(self, conn: Connection, flush: FlushPass) -> None:
-        pass  # writing means awaiting send_frame (its task does): a deliberate close discards the queue
+        pass  # never added to a Flusher: its task writes
 
     def buffered(self) -> int:
         return 0  # send_frame returns once the transport took the frame
@@ -374,14 +369,27 @@ class _TaskWriter:
     async def wait_writable(self) -> bool:
         return False
 
-    async def _write_loop(self, conn: Connection) -> None:
+    async def send_before_close(self, conn: Connection) -> None:
         try:
-            while conn._queue and not conn._closed:
-                batch = conn._take_batch()
-                if not batch:
-                    continue
+            async with asyncio.timeout(CLOSE_DRAIN_SECONDS):  # the queue first, but not for ever
+                writer = conn._task
+                if writer is not None and writer is not asyncio.current_task():
+                    await asyncio.wait({writer})  # it may be mid-send: let it finish, in order
+                conn._flush_pending = True  # no new writer task from here: this is the only sender
+                await self._send_queue(conn)
+        except Exception:  # TimeoutError (a client that does not read), or a transport already gone
+            logger.debug("queued messages not sent before close", exc_info=True)
+
+    async def _send_queue(self, conn: Connection) -> None:
+        while conn._queue and not conn._closed:
+            batch = conn._take_batch()
+            if batch:  # else all superseded
                 await self._send_frame(self._formatter(batch))
                 conn.metrics.written(batch, time.time())
+
+    async def _write_loop(self, conn: Connection) -> None:
+        try:
+            await self._send_queue(conn)
         except Exception:
             logger.debug("send failed; connection closed", exc_info=True)
             conn._discard_queue()

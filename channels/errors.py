@@ -37,7 +37,14 @@ class InvalidChannel(ChannelsError, ValueError):
 
 
 class ProtocolError(ChannelsError, ValueError):
-    """A client frame is not valid JSON or not a known protocol message."""
+    """A client frame is not valid JSON or not a known protocol message.
+
+    ``ref`` is the frame's own ``ref`` when it had one, for the error that answers it.
+    """
+
+    def __init__(self, message: str, ref: int | str | None = None) -> None:
+        super().__init__(message)
+        self.ref = ref
 
 
 class InvalidEvent(ChannelsError, ValueError):

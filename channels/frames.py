@@ -2,7 +2,7 @@
 
 A server's frames are never masked, so the framed bytes of a message are the same for every
 recipient: the hub frames an event once and each connection hands those very bytes to its
-transport. ``FrameSink`` is what a transport must offer for that (``app/realtime/uvicorn_ws.py``
+transport. ``FrameSink`` is what a transport must offer for that (``app/realtime/fast_path/framed_ws.py``
 provides it over uvicorn); transports without one use ``SendFrame`` and frame on their own.
 """
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from channels.broker import Broker, BrokerEvent, Resync
-from channels.connection import CloseTransport, Connection, FrameFormatter, Outgoing, SendFrame, join_lines
+from channels.connection import CloseTransport, Connection, SendFrame
 from channels.delivery import deliver, event_message, replay, subscribed_message
 from channels.errors import ChannelsError
 from channels.flusher import Flusher
 from channels.frames import FrameSink
 from channels.metrics import HubMetrics
 from channels.offsets import Offset
+from channels.outgoing import FrameFormatter, Outgoing, join_lines
 from channels.protocol import Ref
 
 __all__ = ["Hub", "Subscription"]

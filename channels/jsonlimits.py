@@ -14,7 +14,7 @@ from array import array
 from itertools import accumulate
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "field_path", "find_nul", "nesting_depth", "too_deep"]
+__all__ = ["MAX_DEPTH", "field_path", "find_nul", "nesting_depth", "too_deep", "top_level"]
 
 MAX_DEPTH = 32
 """SPEC: JSON nested deeper than this is bad input (REST bodies, client frames, producer events)."""
@@ -25,6 +25,10 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # After the other bytes are deleted: an opening bracket counts +1, a closing one -1 (as signed bytes).
 _TO_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NUL_ESCAPE = b"\\u0000"
+# The tokens that matter to nesting: strings (skipped whole), brackets, and runs of anything else.
+_OPENING = (b"[", b"{")
+_CLOSING = (b"]", b"}")
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]|[\]}]|[^"\[\]{}]+', re.DOTALL)
 
 
 def nesting_depth(raw: bytes) -> int:
@@ -44,6 +48,28 @@ def too_deep(raw: bytes | str, limit: int = MAX_DEPTH) -> bool:
     if data.count(b"[") + data.count(b"{") <= limit:
         return False  # the common case: too few brackets to be that deep
     return nesting_depth(data) > limit
+
+
+def top_level(raw: bytes) -> bytes:
+    """``raw`` with every value nested inside a top-level member replaced by ``null``.
+
+    What is left decodes without recursion however deep the original went, so the members of a
+    refused document (a client frame's ``ref``) can still be read. Linear in the size of ``raw``.
+    """
+    out: list[bytes] = []
+    depth = 0
+    for token in _TOKEN.findall(raw):
+        if token in _OPENING:
+            depth += 1
+            if depth <= 2:
+                out.append(token if depth == 1 else b"null")
+        elif token in _CLOSING:
+            if depth == 1:
+                out.append(token)
+            depth -= 1
+        elif depth <= 1:
+            out.append(token)
+    return b"".join(out)
 
 
 def find_nul(raw: bytes, value: Any) -> str | None:

@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from channels.errors import ProtocolError
-from channels.jsonlimits import MAX_DEPTH, too_deep
+from channels.jsonlimits import MAX_DEPTH, too_deep, top_level
 
 __all__ = [
     "ClientMessage",
@@ -134,12 +134,34 @@ def decode_client_message(frame: bytes | str) -> ClientMessage:
             decoding, which would recurse) or is not a valid client message.
     """
     if too_deep(frame):
-        raise ProtocolError(f"message nested deeper than {MAX_DEPTH} levels")
+        raise ProtocolError(f"message nested deeper than {MAX_DEPTH} levels", ref=_ref_of(frame))
     try:
         message: ClientMessage = _client_decoder.decode(frame)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
-        raise ProtocolError(str(exc)) from None
+        raise ProtocolError(str(exc), ref=_ref_of(frame)) from None
     return message
+
+
+class _Envelope(msgspec.Struct):
+    """Only the ``ref`` of a client frame, whatever its ``op`` and other fields."""
+
+    ref: Ref = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def _ref_of(frame: bytes | str) -> Ref:
+    """The frame's ``ref`` when the frame is a JSON object with a valid one, so its error can carry it.
+
+    Decoded only after the message itself failed: valid frames (nearly all) are decoded once. The
+    nested values are cut first (``top_level``), so a frame too deep to decode still yields its ``ref``.
+    """
+    data = frame.encode("utf-8", "surrogatepass") if isinstance(frame, str) else frame
+    try:
+        return _envelope_decoder.decode(top_level(data)).ref
+    except msgspec.DecodeError:
+        return None
 
 
 def encode_server_message(message: ServerMessage) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from models.catalog import Product, Store, TokenRevocation, User
 from models.enums import (
+    DeliveryMedium,
     DeliveryStatus,
-    NotificationChannel,
     NotificationPriority,
     NotificationType,
     OrderEventKind,
@@ -20,9 +20,9 @@ from models.orders import Order, OrderEvent, OrderItem, Payment, Payout, Webhook
 
 __all__ = [
     "ALL_TABLES",
+    "DeliveryMedium",
     "DeliveryStatus",
     "Notification",
-    "NotificationChannel",
     "NotificationDelivery",
     "NotificationPriority",
     "NotificationType",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "DeliveryMedium",
     "DeliveryStatus",
-    "NotificationChannel",
     "NotificationPriority",
     "NotificationType",
     "OrderEventKind",
@@ -97,8 +97,12 @@ class NotificationPriority(StrEnum):
     URGENT = "URGENT"
 
 
-class NotificationChannel(StrEnum):
-    """Where a notification is delivered besides the database."""
+class DeliveryMedium(StrEnum):
+    """How a notification reaches its user: the bell (IN_APP) and beyond it.
+
+    SPEC's JSON calls these a notification's ``channels``; in code they are media, so that
+    "channel" means one thing only: a pub/sub channel such as ``user:u_1`` (docs/architecture.md).
+    """
 
     IN_APP = "IN_APP"
     EMAIL = "EMAIL"
@@ -107,7 +111,7 @@ class NotificationChannel(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """The state of one notification's delivery on one channel."""
+    """The state of one notification's delivery on one medium."""
 
     PENDING = "PENDING"
     SENT = "SENT"

@@ -7,6 +7,7 @@ the same tests run on both through the ``database_url`` fixture.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,10 +30,24 @@ from tests.redis_servers import RedisServer, redis_server
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
 TEST_SECRET = "test-secret-for-the-suite-0123456789"
+# CI runs the real-time modules a second time with WS_FAST_PATH=0 (.ci/run): every server the suite starts,
+# in process (these settings) or as a subprocess (which inherits the environment), is then stock uvicorn.
+FAST_PATH_ENV = {"WS_FAST_PATH": os.environ["WS_FAST_PATH"]} if os.environ.get("WS_FAST_PATH") else {}
+FAST_PATH_OFF = FAST_PATH_ENV.get("WS_FAST_PATH", "").strip().lower() in {"0", "false", "no", "off"}
 
 pytest_plugins = ["tests.redis_topologies"]
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With WS_FAST_PATH=0 the tests of the fast path's own classes and answers are skipped, saying why."""
+    if not FAST_PATH_OFF:
+        return
+    skip = pytest.mark.skip(reason="checks the uvicorn fast path itself; WS_FAST_PATH=0 serves stock uvicorn")
+    for item in items:
+        if item.get_closest_marker("fast_path") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +91,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Build settings from an environment mapping, with the suite's secrets unless overridden."""
 
     def build(**env: str) -> Settings:
-        base = {"JWT_SECRET": TEST_SECRET, "WEBHOOK_SECRET": TEST_SECRET, "APP_ENV": "test"}
+        base = {"JWT_SECRET": TEST_SECRET, "WEBHOOK_SECRET": TEST_SECRET, "APP_ENV": "test", **FAST_PATH_ENV}
         return load_settings({**base, **env}, secrets_file=tmp_path / "dev-secrets.json")
 
     return build

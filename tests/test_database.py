@@ -1,13 +1,15 @@
-"""Database.write() on SQLite: writers of one process take turns instead of polling SQLite's busy lock."""
+"""Database.write(): SQLite writers of one process take turns; PostgreSQL connections survive being killed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import asyncpg
 import httpx
 import pytest
 
@@ -17,6 +19,7 @@ from app.main import create_app
 from app.settings import Settings
 from models.catalog import User
 from tests.asgi import lifespan_running
+from tests.services import POSTGRES_ADMIN_URL
 
 
 @pytest.fixture
@@ -81,6 +84,7 @@ async def test_a_write_inside_a_write_joins_it(sqlite_db: Database) -> None:
 async def test_a_writer_that_waits_past_the_busy_timeout_fails_like_sqlite(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A writer kept waiting past the busy timeout gets SQLite's 'database is locked'; the lock is free after."""
     monkeypatch.setattr(app.database, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
     holding = asyncio.Event()
     release = asyncio.Event()
@@ -112,3 +116,44 @@ async def test_concurrent_notification_creates_on_sqlite_all_succeed(
     await client.get("/me", headers={"Authorization": f"Bearer {settings_token(user, 'customer')}"})
     responses = await asyncio.gather(*(client.post("/notifications", json=body, headers=headers) for _ in range(60)))
     assert [r.status_code for r in responses] == [201] * 60
+
+
+# What asyncpg raises on a connection the server terminated, depending on when it notices.
+_CONNECTION_LOST = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+async def test_connections_terminated_by_postgresql_go_back_to_the_pool(postgres_database: str) -> None:
+    """Writes failing because PostgreSQL killed their connection (idle at BEGIN, or mid-body) never shrink the pool."""
+    database = Database.from_url(postgres_database)  # no tables: nothing rebound
+    await database.start(pool_size=2)
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    database_name = postgres_database.rsplit("/", 1)[1]
+    try:
+        for _ in range(3):  # each round leaked one of the two connections before the fix
+            with pytest.raises(_CONNECTION_LOST):  # the body's own error, not the rollback's
+                async with database.write() as transaction:
+                    pid = await transaction.connection.fetchval("SELECT pg_backend_pid()")
+                    await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                    await transaction.connection.execute("SELECT 1")
+            # And the pool's idle connections killed under it: the next BEGIN fails on a dead one.
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database_name,
+            )
+            with contextlib.suppress(*_CONNECTION_LOST):
+                async with database.write() as transaction:
+                    await transaction.connection.execute("SELECT 1")
+
+        async def write() -> int:
+            async with database.write() as transaction:
+                return int(await transaction.connection.fetchval("SELECT 1"))
+
+        # Both connections are free again: two writes hold one each at the same time.
+        assert await asyncio.wait_for(asyncio.gather(write(), write()), 10) == [1, 1]
+    finally:
+        await admin.close()
+        await asyncio.wait_for(database.stop(), 10)

@@ -148,5 +148,6 @@ def test_tokens_minted_by_pyjwt_are_accepted(verifier: HS256Verifier) -> None:
 
 
 def test_empty_secret_is_refused() -> None:
+    """An HS256 verifier cannot be built on an empty secret: ValueError."""
     with pytest.raises(ValueError, match="empty"):
         HS256Verifier(b"")

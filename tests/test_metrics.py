@@ -9,6 +9,7 @@ from channels import LatencyHistogram
 
 
 def test_observations_land_in_the_first_bucket_whose_bound_they_do_not_exceed() -> None:
+    """An observation counts in the first bucket whose bound it does not exceed (bounds inclusive); the sum adds up."""
     histogram = LatencyHistogram(bounds=(0.001, 0.01, 1.0))
     for value in (0.0005, 0.001, 0.0011, 0.01, 0.5, 1.0, 7.0):
         histogram.observe(value)
@@ -18,6 +19,7 @@ def test_observations_land_in_the_first_bucket_whose_bound_they_do_not_exceed() 
 
 
 def test_scrape_exposes_cumulative_buckets_sum_and_count() -> None:
+    """The scrape shows the histogram's buckets cumulatively, +Inf included, with its sum and count."""
     metrics = Metrics()
     histogram = LatencyHistogram(bounds=(0.001, 0.0025, 1.0))
     metrics.histogram("push_test_latency_seconds", "A test histogram.", histogram)

@@ -20,6 +20,7 @@ from tests.processes import server_process
 from tests.redis_servers import RedisServer
 from tests.services import REDIS_URL
 from tests.test_relay_redis import _wait_ready
+from tests.waiting import eventually
 
 Headers = Callable[..., dict[str, str]]
 
@@ -101,15 +102,8 @@ async def test_notification_committed_while_redis_is_down_arrives_once(
         ids = [event.data for event in history.events if event.type == "notification.created"]
         assert len(ids) == 1
         # The client can see the event before the relay has marked its batch sent: the lag clears then.
-        await asyncio.wait_for(_outbox_drained(runtime), 10)
-
-
-async def _outbox_drained(runtime: Runtime) -> None:
-    """Poll the relay's lag (the mark-sent write has no event of its own to wait on)."""
-    while True:
-        if runtime.outbox.lag_seconds == 0.0:
-            return
-        await asyncio.sleep(0.05)
+        # The mark-sent write has no event of its own to wait on: poll the relay's lag.
+        await eventually(lambda: runtime.outbox.lag_seconds == 0.0, within=10, interval=0.05, what="outbox lag is 0")
 
 
 async def test_scheduled_notifications_delivered_once_across_two_processes(

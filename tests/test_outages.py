@@ -24,6 +24,7 @@ from tests.live import serving
 from tests.redis_servers import RedisServer
 from tests.services import POSTGRES_ADMIN_URL
 from tests.test_relay_redis import _wait_ready
+from tests.waiting import eventually
 
 Headers = Callable[..., dict[str, str]]
 
@@ -72,7 +73,7 @@ async def test_database_outage_is_503_logged_once_then_recovers(
             return await http.post("/notifications", json=body, headers=service)
 
         in_flight = [asyncio.create_task(create()) for _ in range(50)]
-        await asyncio.sleep(0)  # let the requests start before the cut
+        await asyncio.sleep(0)  # a loop iteration so the requests start before the cut (however many are in flight)
         await asyncio.to_thread(proxy.cut)
         during = [await create() for _ in range(20)]
         during += [await http.get("/notifications/unread-count", headers=customer) for _ in range(20)]
@@ -92,13 +93,12 @@ async def test_database_outage_is_503_logged_once_then_recovers(
         assert (await create()).status_code == 201
         assert (await http.get("/ready")).status_code == 200
 
-        async def ended() -> None:  # the probe runs every 0.5 s: poll its log line
-            while True:
-                if any("reachable again" in line for line in _outage_lines(caplog)):
-                    return
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(ended(), 10)
+        await eventually(  # the probe runs every 0.5 s: poll its log line
+            lambda: any("reachable again" in line for line in _outage_lines(caplog)),
+            within=10,
+            interval=0.05,
+            what="the outage's end was logged",
+        )
     lines = _outage_lines(caplog)
     assert len(lines) == 2, lines
     assert lines[0].startswith("database unavailable")

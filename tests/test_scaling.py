@@ -121,7 +121,7 @@ async def _produce(
                 response = await http.post("/notifications", json=body, headers=headers)
                 if response.status_code == 201:
                     created[response.json()["id"]] = time.monotonic()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the producer's pace (a notification every 50 ms), not a wait
 
 
 def _master_of(topology: ClusterSetUp | RedisSentinelSet, name: str) -> Any:

@@ -76,7 +76,7 @@ async def _publish_every(broker: RedisBroker, channel: str, acked: list[Offset],
                 offset = await broker.publish(channel, "test.event", b'{"n":%d}' % n)
                 if offset is not None:
                     acked.append(offset)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the producer's pace (a publish every 20 ms), not a wait for the code
 
 
 def _joined(messages: list[dict[str, Any]]) -> bool:

@@ -64,6 +64,7 @@ def test_generated_secrets_are_shared_by_every_process(tmp_path: Path) -> None:
         ("JWT_PUBLIC_KEY", "not a pem"),
         ("JWT_SECRET", "short"),
         ("WS_PER_MESSAGE_DEFLATE", "maybe"),
+        ("WS_FAST_PATH", "sometimes"),
         ("EVENT_MAX_BYTES", "100"),
         ("WS_SEND_QUEUE", "65536"),  # not above the default EVENT_MAX_BYTES
     ],

@@ -18,6 +18,7 @@ from app.settings import Settings
 from channels import BrokerUnavailable, Offset
 from tests.live import serving
 from tests.marketplace import open_store
+from tests.waiting import eventually
 
 Headers = Callable[..., dict[str, str]]
 
@@ -176,10 +177,5 @@ async def test_stream_ends_when_the_client_leaves(live: tuple[Runtime, str], aut
         await _events(response, 1)
         assert runtime.relay.connections == 1
 
-    async def released() -> None:
-        while True:  # the server notices the disconnect on its own time: no event to wait on here
-            if not runtime.relay.connections:
-                return
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(released(), 2)
+    # The server notices the disconnect on its own time: no event to wait on here.
+    await eventually(lambda: not runtime.relay.connections, within=2, what="the stream's connection was released")

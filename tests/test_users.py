@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from litestar import Litestar
@@ -13,6 +14,7 @@ from app.auth import Identity
 from app.runtime import Runtime
 from models.catalog import User
 from models.enums import Role
+from tests.waiting import eventually
 
 
 def _identity(user_id: str, name: str | None, email: str | None = None, role: Role = Role.CUSTOMER) -> Identity:
@@ -43,13 +45,15 @@ async def test_sockets_arriving_together_are_written_in_batches_with_their_claim
 async def test_changed_claims_refresh_the_row_and_keep_its_creation_time(
     app: Litestar, client: httpx.AsyncClient
 ) -> None:
+    """New claims for a known user rewrite its role, name and email and move updated_at on; created_at stays."""
     runtime: Runtime = app.state.runtime
     user_id = f"u_refresh_{uuid.uuid4().hex[:8]}"
     await runtime.users.ensure_batched(_identity(user_id, "Ada"))
     before = await User.select().where(User.id == user_id).first()
     assert before is not None
 
-    await asyncio.sleep(0.01)
+    # The clock has to pass the stored updated_at, or a refresh could not be told from no refresh.
+    await eventually(lambda: datetime.now(UTC) > before["updated_at"], what="the clock passed updated_at")
     renamed = _identity(user_id, "Ada L.", "ada@example.com", Role.VENDOR)
     await asyncio.gather(runtime.users.ensure_batched(renamed), runtime.users.ensure_batched(renamed))
 

@@ -158,6 +158,30 @@ async def test_errors_keep_the_connection_open(server: str, token_for: Callable[
         assert await receive_json(ws) == {"op": "pong", "ref": 9}
 
 
+@pytest.mark.parametrize(
+    ("frame", "ref"),
+    [
+        ('{"op": "teleport", "ref": 7}', 7),  # unknown op
+        ('{"ref": "r-8"}', "r-8"),  # no op at all
+        ('{"op": "subscribe", "ref": 9}', 9),  # a known op missing its channel
+        ('{"op": "subscribe", "channel": 5, "ref": 10}', 10),  # a field of the wrong type
+        ('{"op": "ping", "ref": 11, "x": ' + "[" * 1900 + "]" * 1900 + "}", 11),  # too deep
+        ('{"op": "teleport", "ref": {"no": 1}}', None),  # a ref that is no ref is not echoed
+        ('[{"op": "ping", "ref": 12}]', None),  # not an object: no ref to read
+    ],
+)
+async def test_an_undecodable_frame_is_answered_with_its_own_ref(
+    server: str, token_for: Callable[..., str], frame: str, ref: object
+) -> None:
+    """Whenever a refused frame is a JSON object with a valid ``ref``, the bad_request error carries it."""
+    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_ref"))) as ws:
+        await _welcome(ws, "u_ref")
+        await ws.send(frame)
+        error = await receive_json(ws)
+        assert error["op"] == "error" and error["code"] == "bad_request", error
+        assert error.get("ref") == ref
+
+
 async def test_deeply_nested_frame_is_a_bad_request_and_the_socket_stays_open(
     server: str, token_for: Callable[..., str]
 ) -> None:
@@ -386,6 +410,7 @@ async def test_unexpected_error_on_ws_is_logged_and_refused(
     assert any("unexpected error on /ws" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.fast_path
 @pytest.mark.parametrize("parsed", [True, False], ids=["parsed by the upgrade shortcut", "uvicorn's path"])
 async def test_handshake_headers_are_released_after_accept(
     server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, parsed: bool
@@ -394,7 +419,7 @@ async def test_handshake_headers_are_released_after_accept(
     headers (kept alive by websockets' suspended parser) are emptied once the socket is accepted."""
     from websockets.http11 import Request
 
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+    from app.realtime.fast_path.framed_ws import FramedWebSocketProtocol
 
     requests: list[Request] = []
     handle_connect = FramedWebSocketProtocol.handle_connect

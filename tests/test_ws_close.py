@@ -1,4 +1,4 @@
-"""The server's close (app/realtime/uvicorn_ws.py): sent at once, and a client that never answers it is cut off."""
+"""The server's close (app/realtime/fast_path/framed_ws.py): sent at once; a client that never answers is cut off."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
@@ -15,10 +16,12 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from app.main import create_app
-from app.realtime.uvicorn_ws import CLOSE_HANDSHAKE_SECONDS
+from app.realtime.fast_path.framed_ws import CLOSE_HANDSHAKE_SECONDS
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.live import receive_json, serving
+
+pytestmark = pytest.mark.fast_path  # stock uvicorn waits for a paused transport, then 10 s for the answer
 
 
 async def _open_stuck_client(

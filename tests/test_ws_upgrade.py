@@ -1,4 +1,4 @@
-"""The upgrade shortcut (app/realtime/uvicorn_upgrade.py): raw sockets against a real uvicorn server.
+"""The upgrade shortcut (app/realtime/fast_path/upgrade.py): raw sockets against a real uvicorn server.
 
 A well-formed WebSocket upgrade head goes straight to the WebSocket protocol; every other head
 (HTTP requests, malformed heads) must get exactly what uvicorn's own HTTP protocol answers; a head
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from app.main import create_app
-from app.realtime.uvicorn_upgrade import UpgradeFirstProtocol, websocket_upgrade
+from app.realtime.fast_path.upgrade import UpgradeFirstProtocol, websocket_upgrade
 from app.server import uvicorn_options
 from app.settings import Settings
 from tests.live import serving
@@ -26,11 +26,15 @@ from tests.rawsocket import (
     text_frame,
     upgrade_request,
 )
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.fast_path
 
 # --- the classifier ---------------------------------------------------------------------------
 
 
 def test_a_websocket_upgrade_is_parsed_with_header_names_lowered() -> None:
+    """A whole upgrade head parses: names lowered, values trimmed, later bytes kept; it serialises back to itself."""
     head = upgrade_request(b"AUTHORIZATION: Bearer Abc.Def", b"X-Mixed-Case:  Value With Spaces ")
     frame_after_head = b"\x81\x85 masked bytes"
     request = websocket_upgrade(head + frame_after_head)
@@ -49,11 +53,13 @@ def test_a_websocket_upgrade_is_parsed_with_header_names_lowered() -> None:
 
 
 def test_the_query_string_stays_in_the_target() -> None:
+    """The parsed target keeps the query string as sent (a ticket, percent-encoded)."""
     request = websocket_upgrade(upgrade_request().replace(b"GET /ws ", b"GET /ws?ticket=abc%20d "))
     assert request is not None and request.target == b"/ws?ticket=abc%20d"
 
 
 def test_connection_may_list_several_tokens() -> None:
+    """Connection: keep-alive, Upgrade is an upgrade: Upgrade may be one token of several."""
     head = UPGRADE.replace(b"Connection: Upgrade", b"Connection: keep-alive, Upgrade") + b"\r\n"
     assert websocket_upgrade(head) is not None
 
@@ -80,14 +86,17 @@ def test_connection_may_list_several_tokens() -> None:
     ],
 )
 def test_everything_else_goes_to_uvicorns_http_protocol(data: bytes) -> None:
+    """An incomplete, non-GET, HTTP/1.0, non-websocket, malformed, bodied or oversized head is no upgrade."""
     assert websocket_upgrade(data) is None
 
 
 def test_an_empty_body_length_is_still_an_upgrade() -> None:
+    """Content-Length: 0 announces no body, so the head is still an upgrade."""
     assert websocket_upgrade(upgrade_request(b"Content-Length: 0")) is not None
 
 
 def test_serve_configures_the_shortcut(sqlite_settings: Settings) -> None:
+    """serve's uvicorn options select UpgradeFirstProtocol as the HTTP protocol."""
     from uvicorn.config import Config
 
     config = Config("app.main:create_app", **{**uvicorn_options(sqlite_settings), "workers": 1})
@@ -98,9 +107,38 @@ def test_serve_configures_the_shortcut(sqlite_settings: Settings) -> None:
 # --- live ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def head_chunks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The chunks the server's ``UpgradeFirstProtocol`` received, in order (the head, before any hand-over)."""
+    chunks: list[bytes] = []
+    data_received = UpgradeFirstProtocol.data_received
+
+    def recording(self: UpgradeFirstProtocol, data: bytes) -> None:
+        chunks.append(data)
+        data_received(self, data)
+
+    monkeypatch.setattr(UpgradeFirstProtocol, "data_received", recording)
+    return chunks
+
+
+@pytest.fixture
+def accepted(monkeypatch: pytest.MonkeyPatch) -> list[UpgradeFirstProtocol]:
+    """The server's ``UpgradeFirstProtocol`` of each connection it accepted."""
+    protocols: list[UpgradeFirstProtocol] = []
+    connection_made = UpgradeFirstProtocol.connection_made
+
+    def recording(self: UpgradeFirstProtocol, transport: asyncio.BaseTransport) -> None:
+        protocols.append(self)
+        connection_made(self, transport)
+
+    monkeypatch.setattr(UpgradeFirstProtocol, "connection_made", recording)
+    return protocols
+
+
 async def test_upgrade_in_one_packet_with_mixed_case_headers_is_welcomed(
     sqlite_server: str, token_for: Callable[..., str]
 ) -> None:
+    """An upgrade sent in one packet, AUTHORIZATION in capitals, gets 101 and the welcome for the token's user."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(upgrade_request(b"AUTHORIZATION: Bearer " + token_for("u_raw").encode()))
@@ -112,16 +150,20 @@ async def test_upgrade_in_one_packet_with_mixed_case_headers_is_welcomed(
         writer.close()
 
 
-async def test_upgrade_split_over_packets_still_upgrades(sqlite_server: str, token_for: Callable[..., str]) -> None:
+async def test_upgrade_split_over_packets_still_upgrades(
+    sqlite_server: str, token_for: Callable[..., str], head_chunks: list[bytes]
+) -> None:
+    """A head whose first 25 bytes the server has already read on their own is still upgraded when the rest comes."""
     request = upgrade_request(b"Authorization: Bearer " + token_for("u_split").encode())
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(request[:25])
         await writer.drain()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: head_chunks == [request[:25]], what="the server read the first 25 bytes alone")
         writer.write(request[25:])
         assert (await response_head(reader)).startswith(b"HTTP/1.1 101 ")
         assert '"op":"welcome"' in await text_frame(reader)
+        assert b"".join(head_chunks) == request and len(head_chunks) >= 2
     finally:
         writer.close()
 
@@ -152,6 +194,7 @@ async def test_a_malformed_head_gets_a_problem_400_with_request_id(sqlite_server
 
 
 async def test_incomplete_handshake_gets_websockets_400(sqlite_server: str) -> None:
+    """An upgrade without Sec-WebSocket-Key is answered 400 by websockets, naming the missing header."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
@@ -163,6 +206,7 @@ async def test_incomplete_handshake_gets_websockets_400(sqlite_server: str) -> N
 
 
 async def test_plain_http_keeps_alive_over_several_requests(sqlite_server: str) -> None:
+    """Plain HTTP through the shortcut keeps the connection alive: two requests, two 200s."""
     reader, writer = await open_socket(sqlite_server)
     try:
         for _ in range(2):
@@ -173,11 +217,14 @@ async def test_plain_http_keeps_alive_over_several_requests(sqlite_server: str) 
         writer.close()
 
 
-async def test_a_socket_that_never_speaks_is_closed_at_shutdown(sqlite_settings: Settings) -> None:
+async def test_a_socket_that_never_speaks_is_closed_at_shutdown(
+    sqlite_settings: Settings, accepted: list[UpgradeFirstProtocol]
+) -> None:
+    """A connection the server accepted but that never sent a byte is closed by the shutdown, not leaked."""
     app = create_app(sqlite_settings)
     async with serving(app, sqlite_settings) as address:
         reader, writer = await open_socket(address)
-        await asyncio.sleep(0.1)  # accepted by the server, not a byte sent
+        await eventually(lambda: accepted, what="the server accepted the connection")  # not a byte sent
     # serving() returned, so uvicorn's shutdown finished; the silent socket was closed, not leaked.
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
@@ -200,6 +247,7 @@ async def _answer_then_eof(reader: asyncio.StreamReader) -> bytes:
 async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
     sqlite_server: str, short_head_timeout: float, sent: bytes
 ) -> None:
+    """A silent or trickling head past the deadline gets a 408 problem+json with a request id, then EOF."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(sent)
@@ -211,6 +259,7 @@ async def test_a_head_not_sent_in_time_gets_408_and_the_socket_is_closed(
 
 
 async def test_an_endless_head_gets_431(sqlite_server: str) -> None:
+    """A head that grows past MAX_HEAD_BYTES gets a 431 problem+json with its request id, then EOF."""
     reader, writer = await open_socket(sqlite_server)
     try:
         writer.write(
@@ -225,10 +274,10 @@ async def test_an_endless_head_gets_431(sqlite_server: str) -> None:
 
 
 async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
-    sqlite_server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+    sqlite_server: str, token_for: Callable[..., str], monkeypatch: pytest.MonkeyPatch, head_chunks: list[bytes]
 ) -> None:
     """Buffered until its blank line, then parsed like a head sent in one packet (the shortcut, not uvicorn's path)."""
-    from app.realtime.uvicorn_ws import FramedWebSocketProtocol
+    from app.realtime.fast_path.framed_ws import FramedWebSocketProtocol
 
     opened: list[bool] = []
     open_parsed = FramedWebSocketProtocol.open_parsed
@@ -244,11 +293,16 @@ async def test_a_head_sent_byte_by_byte_in_time_is_upgraded(
         for index in range(len(request)):
             writer.write(request[index : index + 1])
             await writer.drain()
-            if index % 50 == 0:
-                await asyncio.sleep(0.01)  # separate packets
+            if index % 50 == 0:  # separate packets: the server has read every byte sent so far
+
+                def read_all(sent: int = index + 1) -> bool:
+                    return sum(map(len, head_chunks)) == sent
+
+                await eventually(read_all, what=f"the server read the {index + 1} bytes sent")
         assert (await response_head(reader)).startswith(b"HTTP/1.1 101 ")
         assert '"op":"welcome"' in await text_frame(reader)
         assert opened == [True]
+        assert b"".join(head_chunks) == request and len(head_chunks) > len(request) // 50
     finally:
         writer.close()
 
@@ -259,6 +313,7 @@ async def test_plain_http_is_not_held_by_the_deadline(sqlite_server: str, short_
     try:
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await http_response(reader))[0].startswith(b"HTTP/1.1 200 ")
+        # A real pause, twice the head deadline: what is held is that nothing fires when it has passed.
         await asyncio.sleep(short_head_timeout * 2)
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         # uvicorn's keep-alive timeout is 5 s: the second request is still answered

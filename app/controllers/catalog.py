@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from app.auth import Identity, require_roles
-from app.runtime import Runtime
+from app.database import Database
 from app.services.catalog import ProductView, StoreView, create_product, create_store, list_products
 from models.enums import Role
 
@@ -42,9 +42,9 @@ class CatalogController(Controller):
 
     @post("/", guards=[require_roles(Role.VENDOR)], summary="Create a store owned by the calling vendor")
     async def create_store(
-        self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], data: JSONBody[CreateStore]
+        self, request: Request[Identity, Any, Any], database: NamedDependency[Database], data: JSONBody[CreateStore]
     ) -> StoreView:
-        return await create_store(runtime.database, request.user.user_id, data.name)
+        return await create_store(database, request.user.user_id, data.name)
 
     @post(
         "/{store_id:str}/products",
@@ -54,12 +54,12 @@ class CatalogController(Controller):
     async def create_product(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        database: NamedDependency[Database],
         store_id: FromPath[str],
         data: JSONBody[CreateProduct],
     ) -> ProductView:
         return await create_product(
-            runtime.database,
+            database,
             request.user.user_id,
             store_id,
             name=data.name,

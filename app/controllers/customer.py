@@ -11,15 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
 from app.auth import Identity, require_roles
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.openapi import problems
-from app.runtime import Runtime
-from app.services.insights import DEFAULT_DAYS, MAX_DAYS, CustomerInsightsService, check_days
+from app.services.insights import DEFAULT_DAYS, MAX_DAYS, CustomerInsightsService
 from app.services.insights_views import Analytics, Dashboard, Preferences
 from models import User
 from models.enums import Role
@@ -33,8 +32,9 @@ CustomerId = Annotated[
 ]
 
 
-async def _customer_of(identity: Identity, customer_id: str | None) -> str:
-    """Whose insights the caller asks for, after the access rules above."""
+async def _customer(request: Request[Identity, Any, Any], customer_id: CustomerId = None) -> str:
+    """Whose insights the caller asks for, after the access rules above (a dependency of every handler)."""
+    identity = request.user
     if identity.role == Role.CUSTOMER:
         if customer_id is not None and customer_id != identity.user_id:
             raise Forbidden("customers see only their own insights; leave out customerId")
@@ -56,6 +56,7 @@ class CustomerController(Controller):
     path = "/customer"
     tags = ("customer",)
     guards = [require_roles(Role.CUSTOMER, Role.ADMIN)]  # noqa: RUF012 (Litestar reads a list)
+    dependencies = {"customer": Provide(_customer)}  # noqa: RUF012 (Litestar reads a dict)
 
     @get(
         "/dashboard",
@@ -65,13 +66,10 @@ class CustomerController(Controller):
     )
     async def dashboard(
         self,
-        request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
-        customer_id: CustomerId = None,
+        customer: NamedDependency[str],
+        insights: NamedDependency[CustomerInsightsService],
     ) -> Response[bytes]:
-        customer = await _customer_of(request.user, customer_id)
-        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
-        return _json(await service.dashboard_json(customer))
+        return _json(await insights.dashboard_json(customer))
 
     @get(
         "/analytics",
@@ -81,15 +79,11 @@ class CustomerController(Controller):
     )
     async def analytics(
         self,
-        request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        customer: NamedDependency[str],
+        insights: NamedDependency[CustomerInsightsService],
         days: Annotated[int, QueryParameter(ge=1, le=MAX_DAYS, description=f"1..{MAX_DAYS}")] = DEFAULT_DAYS,
-        customer_id: CustomerId = None,
     ) -> Response[bytes]:
-        days = check_days(days)
-        customer = await _customer_of(request.user, customer_id)
-        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
-        return _json(await service.analytics_json(customer, days))
+        return _json(await insights.analytics_json(customer, days))
 
     @get(
         "/preferences",
@@ -99,10 +93,7 @@ class CustomerController(Controller):
     )
     async def preferences(
         self,
-        request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
-        customer_id: CustomerId = None,
+        customer: NamedDependency[str],
+        insights: NamedDependency[CustomerInsightsService],
     ) -> Response[bytes]:
-        customer = await _customer_of(request.user, customer_id)
-        service = CustomerInsightsService(runtime.database, runtime.insights_cache)
-        return _json(await service.preferences_json(customer))
+        return _json(await insights.preferences_json(customer))

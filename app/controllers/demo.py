@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 
 from app.auth import mint_token
 from app.errors import NotFound
-from app.runtime import Runtime
+from app.settings import Settings
 from models.enums import Role
 
 __all__ = ["DEMO_USERS", "DemoController"]
@@ -47,10 +47,10 @@ class DemoController(Controller):
         return Response((STATIC / "demo.html").read_bytes(), media_type="text/html")
 
     @post("/login", status_code=200)
-    async def login(self, data: JSONBody[DemoLogin], runtime: NamedDependency[Runtime]) -> DemoToken:
-        if runtime.settings.is_production:
+    async def login(self, data: JSONBody[DemoLogin], settings: NamedDependency[Settings]) -> DemoToken:
+        if settings.is_production:
             raise NotFound("the demo login is off in production")
         role = DEMO_USERS[data.user_id]
         name = data.user_id.replace("_", " ").title()
-        token = mint_token(runtime.settings, data.user_id, role, ttl_seconds=3600, name=name)
+        token = mint_token(settings, data.user_id, role, ttl_seconds=3600, name=name)
         return DemoToken(token=token, user_id=data.user_id, role=role.value)

@@ -9,7 +9,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
 from app.problems import problem_response
-from app.runtime import Runtime
+from app.readiness import Readiness
 
 __all__ = ["HealthController"]
 
@@ -27,8 +27,8 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="The database and the broker are reachable")
-    async def ready(self, runtime: NamedDependency[Runtime]) -> Response[Any]:
-        checks = await runtime.readiness()
+    async def ready(self, readiness: NamedDependency[Readiness]) -> Response[Any]:
+        checks = await readiness.checks()
         if all(state == "ok" for state in checks.values()):
             return Response({"status": "ready", "checks": checks})
         failing = ", ".join(name for name, state in checks.items() if state != "ok")

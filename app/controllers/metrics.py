@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
-from app.runtime import Runtime
+from app.metrics import Metrics
 
 __all__ = ["PROMETHEUS_TEXT", "MetricsController"]
 
@@ -18,6 +18,6 @@ class MetricsController(Controller):
     tags = ("operations",)
 
     @get("/metrics", summary="Prometheus metrics of this process", media_type=PROMETHEUS_TEXT)
-    async def metrics(self, runtime: NamedDependency[Runtime]) -> Response[bytes]:
+    async def scrape(self, metrics: NamedDependency[Metrics]) -> Response[bytes]:
         # Litestar appends "; charset=utf-8" to text types, which gives prometheus_client's CONTENT_TYPE_LATEST.
-        return Response(runtime.metrics.render(), media_type=PROMETHEUS_TEXT)
+        return Response(metrics.render(), media_type=PROMETHEUS_TEXT)

@@ -15,10 +15,9 @@ from app.auth import Identity, require_roles
 from app.errors import ValidationFailed
 from app.openapi import problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from app.runtime import Runtime
 from app.services.notification_json import NotificationView
-from app.services.notifications import NotificationDraft, unread_count
-from models.enums import NotificationChannel, NotificationPriority, NotificationType, Role
+from app.services.notifications import Inbox, NotificationDraft, unread_count
+from models.enums import DeliveryMedium, NotificationPriority, NotificationType, Role
 
 __all__ = ["CreateNotification", "NotificationsController"]
 
@@ -35,12 +34,10 @@ class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     message: Annotated[str, msgspec.Meta(max_length=4000)]
     priority: NotificationPriority = NotificationPriority.LOW
     channels: Annotated[
-        list[NotificationChannel],
+        list[DeliveryMedium],
         # "extra" is how Litestar takes schema keywords msgspec has no constraint for (uniqueItems).
-        msgspec.Meta(
-            min_length=1, max_length=len(NotificationChannel), extra_json_schema={"extra": {"unique_items": True}}
-        ),
-    ] = msgspec.field(default_factory=lambda: [NotificationChannel.IN_APP])
+        msgspec.Meta(min_length=1, max_length=len(DeliveryMedium), extra_json_schema={"extra": {"unique_items": True}}),
+    ] = msgspec.field(default_factory=lambda: [DeliveryMedium.IN_APP])
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
 
@@ -89,14 +86,14 @@ class NotificationsController(Controller):
     async def list_notifications(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        inbox: NamedDependency[Inbox],
         unread: FromQuery[bool | None] = None,
         type: FromQuery[NotificationType | None] = None,
         priority: FromQuery[NotificationPriority | None] = None,
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[NotificationView]:
-        return await runtime.inbox.list(
+        return await inbox.list(
             request.user.user_id, unread=unread, type=type, priority=priority, cursor=cursor, limit=limit
         )
 
@@ -118,14 +115,14 @@ class NotificationsController(Controller):
         return Response(UnreadCount(count), headers=headers)
 
     @patch("/read-all", summary="Mark every notification read")
-    async def read_all(self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime]) -> Updated:
-        return Updated(await runtime.inbox.mark_all_read(request.user.user_id))
+    async def read_all(self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox]) -> Updated:
+        return Updated(await inbox.mark_all_read(request.user.user_id))
 
     @patch("/{notification_id:str}/read", summary="Mark one notification read (idempotent)")
     async def read_one(
-        self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], notification_id: FromPath[str]
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
     ) -> NotificationView:
-        return await runtime.inbox.mark_read(request.user.user_id, notification_id)
+        return await inbox.mark_read(request.user.user_id, notification_id)
 
     @post(
         "/",
@@ -137,7 +134,7 @@ class NotificationsController(Controller):
     async def create(
         self,
         data: JSONBody[CreateNotification],
-        runtime: NamedDependency[Runtime],
+        inbox: NamedDependency[Inbox],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=128)
         ] = None,
@@ -151,10 +148,10 @@ class NotificationsController(Controller):
             title=data.title,
             message=data.message,
             priority=data.priority,
-            channels=tuple(data.channels),
+            media=tuple(data.channels),
             metadata=data.metadata,
             scheduled_for=data.scheduled_for,
             idempotency_key=idempotency_key,
         )
-        view, created = await runtime.inbox.create(draft)
+        view, created = await inbox.create(draft)
         return Response(view, status_code=201 if created else 200)

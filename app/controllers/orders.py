@@ -12,24 +12,18 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app.auth import Identity, require_roles
 from app.openapi import problems
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
-from app.runtime import Runtime
+from app.pagination import DEFAULT_LIMIT, Cursor, CursorCodec, Limit, Page
 from app.services import orders
 from app.services.order_views import Address, OrderView
 from app.services.order_writes import OrderWriter
-from app.services.tracking import Ping
+from app.services.tracking import Ping, PingRecorder
 from app.timefmt import utc_now
 from models.enums import OrderStatus, Role
 
-__all__ = ["OrderItemBody", "OrdersController", "PlaceOrder", "StatusBody", "TrackingBody", "order_writer"]
+__all__ = ["OrderItemBody", "OrdersController", "PlaceOrder", "StatusBody", "TrackingBody"]
 
 _Time = Annotated[datetime, msgspec.Meta(tz=True)]
 _STAFF = require_roles(Role.VENDOR, Role.ADMIN, Role.SERVICE)
-
-
-def order_writer(runtime: Runtime) -> OrderWriter:
-    """The writer of order changes on this process's database, outbox and insights cache."""
-    return OrderWriter(runtime.database, runtime.outbox, runtime.insights_cache, runtime.inbox.configured)
 
 
 class OrderItemBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
@@ -83,12 +77,13 @@ class OrdersController(Controller):
         opt=problems(422),
     )
     async def place(
-        self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], data: JSONBody[PlaceOrder]
+        self,
+        request: Request[Identity, Any, Any],
+        order_writer: NamedDependency[OrderWriter],
+        data: JSONBody[PlaceOrder],
     ) -> OrderView:
         lines = [orders.OrderLine(item.product_id, item.quantity) for item in data.items]
-        return await orders.place_order(
-            order_writer(runtime), request.user.user_id, data.store_id, lines, data.shipping_address
-        )
+        return await orders.place_order(order_writer, request.user.user_id, data.store_id, lines, data.shipping_address)
 
     @get(
         "/",
@@ -99,7 +94,7 @@ class OrdersController(Controller):
     async def list_orders(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        cursors: NamedDependency[CursorCodec],
         status: FromQuery[OrderStatus | None] = None,
         store_id: Annotated[str | None, QueryParameter(name="storeId")] = None,
         customer_id: Annotated[str | None, QueryParameter(name="customerId")] = None,
@@ -108,7 +103,7 @@ class OrdersController(Controller):
     ) -> Page[OrderView]:
         return await orders.list_orders(
             request.user,
-            runtime.cursors,
+            cursors,
             status=status,
             store_id=store_id,
             customer_id=customer_id,
@@ -133,11 +128,11 @@ class OrdersController(Controller):
     async def set_status(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        order_writer: NamedDependency[OrderWriter],
         order_id: FromPath[str],
         data: JSONBody[StatusBody],
     ) -> OrderView:
-        return await orders.set_status(order_writer(runtime), request.user, order_id, data.status)
+        return await orders.set_status(order_writer, request.user, order_id, data.status)
 
     @post(
         "/{order_id:str}/cancel",
@@ -147,9 +142,9 @@ class OrdersController(Controller):
         opt=problems(409),
     )
     async def cancel(
-        self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime], order_id: FromPath[str]
+        self, request: Request[Identity, Any, Any], order_writer: NamedDependency[OrderWriter], order_id: FromPath[str]
     ) -> OrderView:
-        return await orders.cancel_order(order_writer(runtime), request.user, order_id)
+        return await orders.cancel_order(order_writer, request.user, order_id)
 
     @post(
         "/{order_id:str}/tracking",
@@ -161,7 +156,7 @@ class OrdersController(Controller):
     async def track(
         self,
         request: Request[Identity, Any, Any],
-        runtime: NamedDependency[Runtime],
+        pings: NamedDependency[PingRecorder],
         order_id: FromPath[str],
         data: JSONBody[TrackingBody],
     ) -> PingAccepted:
@@ -172,5 +167,5 @@ class OrdersController(Controller):
             estimated_delivery_at=data.estimated_delivery_at,
             note=data.note,
         )
-        current = await runtime.pings.record(request.user, order_id, ping)
+        current = await pings.record(request.user, order_id, ping)
         return PingAccepted(order_id=order_id, current=current)

@@ -10,7 +10,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 
 from app.auth import Identity
-from app.runtime import Runtime
+from app.realtime.tickets import TicketStore
 
 __all__ = ["RealtimeController", "Ticket"]
 
@@ -29,7 +29,7 @@ class RealtimeController(Controller):
     tags = ("real-time",)
 
     @post("/ticket", status_code=200, summary="A single-use ticket (30 s) for /ws or /sse")
-    async def ticket(self, request: Request[Identity, Any, Any], runtime: NamedDependency[Runtime]) -> Ticket:
-        ticket, expires_at = await runtime.relay.tickets.issue(request.user)
+    async def ticket(self, request: Request[Identity, Any, Any], tickets: NamedDependency[TicketStore]) -> Ticket:
+        ticket, expires_at = await tickets.issue(request.user)
         at = datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return Ticket(ticket=ticket, expires_at=at)

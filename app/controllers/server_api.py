@@ -21,7 +21,9 @@ from litestar.params import JSONBody, QueryParameter
 from app.auth import require_roles
 from app.errors import ContentTooLarge, ValidationFailed
 from app.openapi import problems
-from app.runtime import Runtime
+from app.realtime.relay import Relay
+from app.services.revocations import Revocations
+from app.settings import Settings
 from channels import InvalidChannel, InvalidEvent, InvalidOffset, Offset, encode_server_message, parse_offset
 from channels.protocol import Event
 from models.enums import Role
@@ -149,9 +151,9 @@ class ServerApiController(Controller):
     guards = [_SERVICES]  # noqa: RUF012 (Litestar reads a list)
 
     @post("/publish", status_code=200, summary="Publish one event with history (resumable), like channels.Publisher")
-    async def publish(self, data: JSONBody[PublishBody], runtime: NamedDependency[Runtime]) -> Published:
+    async def publish(self, data: JSONBody[PublishBody], relay: NamedDependency[Relay]) -> Published:
         try:
-            offset = await runtime.relay.publisher.publish(
+            offset = await relay.publisher.publish(
                 data.channel, data.type, data.data, idempotency_key=data.idempotency_key
             )
         except InvalidChannel as exc:
@@ -163,11 +165,11 @@ class ServerApiController(Controller):
         return Published(offset=str(offset))
 
     @post("/broadcast", status_code=200, summary="Publish one event to 1..1000 channels, each with its own offset")
-    async def broadcast(self, data: JSONBody[BroadcastBody], runtime: NamedDependency[Runtime]) -> Broadcasted:
+    async def broadcast(self, data: JSONBody[BroadcastBody], relay: NamedDependency[Relay]) -> Broadcasted:
         if len(set(data.channels)) != len(data.channels):
             raise ValidationFailed([("channels", "each channel at most once")], status=400)
         try:
-            offsets = await runtime.relay.publisher.broadcast(data.channels, data.type, data.data)
+            offsets = await relay.publisher.broadcast(data.channels, data.type, data.data)
         except InvalidChannel as exc:
             raise ValidationFailed([("channels", str(exc))], status=400) from None
         except InvalidEvent as exc:
@@ -183,7 +185,8 @@ class ServerApiController(Controller):
     )
     async def history(
         self,
-        runtime: NamedDependency[Runtime],
+        relay: NamedDependency[Relay],
+        settings: NamedDependency[Settings],
         channel: Annotated[str, QueryParameter(pattern=CHANNEL_PATTERN)],
         since: Annotated[
             str | None, QueryParameter(pattern=OFFSET_PATTERN, description="an offset <epoch>:<seq>")
@@ -196,8 +199,8 @@ class ServerApiController(Controller):
             after: Offset | None = parse_offset(since) if since else None
         except InvalidOffset as exc:
             raise ValidationFailed([("since", str(exc))], status=400) from None
-        window = await runtime.relay.broker.history(channel, after)
-        events = window.events[: min(limit, runtime.settings.history_size)]
+        window = await relay.broker.history(channel, after)
+        events = window.events[: min(limit, settings.history_size)]
         items = [
             msgspec.Raw(
                 encode_server_message(
@@ -214,19 +217,21 @@ class ServerApiController(Controller):
         status_code=200,
         summary="Close a user's sockets and SSE streams everywhere (4003); optionally revoke older tokens",
     )
-    async def disconnect(self, data: JSONBody[DisconnectBody], runtime: NamedDependency[Runtime]) -> Disconnected:
+    async def disconnect(
+        self, data: JSONBody[DisconnectBody], relay: NamedDependency[Relay], revocations: NamedDependency[Revocations]
+    ) -> Disconnected:
         cutoff = data.revoke_tokens_issued_before
         if cutoff is not None:
-            await runtime.revocations.revoke(data.user_id, cutoff)
-        connections = await runtime.relay.presence.connections(data.user_id)
-        await runtime.relay.control.disconnect(data.user_id, cutoff.timestamp() if cutoff else None)
+            await revocations.revoke(data.user_id, cutoff)
+        connections = await relay.presence.connections(data.user_id)
+        await relay.control.disconnect(data.user_id, cutoff.timestamp() if cutoff else None)
         return Disconnected(disconnected=connections)
 
     @get("/presence", summary="A user's sockets and SSE streams across every process", opt=problems(404))
     async def presence(
         self,
-        runtime: NamedDependency[Runtime],
+        relay: NamedDependency[Relay],
         user_id: Annotated[str, QueryParameter(name="userId", pattern=USER_PATTERN)],
     ) -> PresenceView:
-        count = await runtime.relay.presence.connections(user_id)
+        count = await relay.presence.connections(user_id)
         return PresenceView(user_id=user_id, online=count > 0, connections=count)

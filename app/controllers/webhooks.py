@@ -10,11 +10,10 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter
 
-from app.controllers.orders import order_writer
 from app.openapi import problems
-from app.runtime import Runtime
 from app.services.order_writes import OrderWriter
 from app.services.webhooks import Outcome, apply_payment_event, apply_payout_event, verify_signature
+from app.settings import Settings
 
 __all__ = ["WebhookReceipt", "WebhooksController"]
 
@@ -30,14 +29,15 @@ class WebhookReceipt(msgspec.Struct, frozen=True):
 
 async def _receive(
     request: Request[Any, Any, Any],
-    runtime: Runtime,
+    settings: Settings,
+    order_writer: OrderWriter,
     signature: str | None,
     apply: Callable[[OrderWriter, bytes], Awaitable[tuple[str, Outcome]]],
 ) -> WebhookReceipt:
     # The signature covers the exact bytes sent, so the body is verified before it is parsed.
     body = await request.body()
-    verify_signature(runtime.settings.webhook_secret, signature, body)
-    event_id, outcome = await apply(order_writer(runtime), body)
+    verify_signature(settings.webhook_secret, signature, body)
+    event_id, outcome = await apply(order_writer, body)
     return WebhookReceipt(event_id, outcome)
 
 
@@ -49,12 +49,20 @@ class WebhooksController(Controller):
 
     @post("/payments", status_code=200, summary="payment.processing|succeeded|failed|refunded", opt=problems(422))
     async def payments(
-        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], x_signature: _Signature = None
+        self,
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        order_writer: NamedDependency[OrderWriter],
+        x_signature: _Signature = None,
     ) -> WebhookReceipt:
-        return await _receive(request, runtime, x_signature, apply_payment_event)
+        return await _receive(request, settings, order_writer, x_signature, apply_payment_event)
 
     @post("/payouts", status_code=200, summary="payout.processed|failed", opt=problems(422))
     async def payouts(
-        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], x_signature: _Signature = None
+        self,
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        order_writer: NamedDependency[OrderWriter],
+        x_signature: _Signature = None,
     ) -> WebhookReceipt:
-        return await _receive(request, runtime, x_signature, apply_payout_event)
+        return await _receive(request, settings, order_writer, x_signature, apply_payout_event)

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 
 from app.auth import Identity, bearer_token
 from app.errors import Unauthorized
-from app.runtime import Runtime
+from app.realtime.edge import RealtimeEdge
 
 __all__ = ["authenticate", "origin_allowed"]
 
@@ -25,7 +25,7 @@ def origin_allowed(scope: Any, allowed: tuple[str, ...] | None) -> bool:
     return allowed is None or origin is None or origin.rstrip("/") in allowed
 
 
-async def authenticate(scope: Any, runtime: Runtime) -> Identity:
+async def authenticate(scope: Any, edge: RealtimeEdge) -> Identity:
     """The caller of a real-time request: a single-use ``?ticket=``, else ``Authorization: Bearer``.
 
     The caller's user row exists when this returns; the rows of sockets opened together are written
@@ -38,12 +38,12 @@ async def authenticate(scope: Any, runtime: Runtime) -> Identity:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tickets = query.get("ticket")
     if tickets:
-        identity = await runtime.relay.tickets.redeem(tickets[0])
+        identity = await edge.relay.tickets.redeem(tickets[0])
         if identity is None:
             raise Unauthorized("unknown, used or expired ticket")
     else:
-        identity = runtime.verifier.verify(bearer_token(_header(scope, b"authorization")))
-    if runtime.revocations.refused(identity):
+        identity = edge.verifier.verify(bearer_token(_header(scope, b"authorization")))
+    if edge.revocations.refused(identity):
         raise Unauthorized("token revoked: get a new one")
-    await runtime.users.ensure_batched(identity)
+    await edge.users.ensure_batched(identity)
     return identity

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 
 from app.metrics import Metrics
@@ -16,26 +15,6 @@ from channels import DROP_REASONS, Broker, Hub, HubMetrics, MemoryBroker, Publis
 from channels.redis_connector import RedisClient, RedisConnector
 
 __all__ = ["Relay"]
-
-_frozen = False
-
-
-def _freeze_startup_heap() -> None:
-    """Move everything alive at start-up (modules, the app, routes) out of the cyclic collector's reach.
-
-    Those objects live as long as the process, yet every full collection walked them again: with
-    many sockets opening, collections triggered by their allocations were a large share of connect
-    CPU. The thresholds are raised for the same reason: with thousands of sockets alive, the default
-    ones ran a full collection often enough that its pauses (40-200 ms) were the p99 of a courier
-    fleet's pings (55-73 ms at 1,000 pings/s; 41 ms with these; idle memory per socket 15.7 ->
-    16.9 KiB). Once per process (the tests build many apps in one).
-    """
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 50, 50)
 
 
 class Relay:
@@ -163,7 +142,6 @@ class Relay:
         await self.hub.start()
         await self.control.start()
         await self.presence.start()
-        _freeze_startup_heap()
 
     async def stop(self) -> None:
         """Close every connection (1001: going away), then the broker."""

@@ -27,10 +27,10 @@ from litestar.handlers import asgi
 from app.errors import AppError, BadRequest, Forbidden, ServiceUnavailable
 from app.problems import problem_body
 from app.realtime.access import may_join
+from app.realtime.edge import RealtimeEdge, edge_of
 from app.realtime.handshake import authenticate, origin_allowed
 from app.realtime.sessions import CLOSE_DISCONNECTED
 from app.request_context import request_id_for
-from app.runtime import Runtime
 from channels import (
     BrokerError,
     ChannelsError,
@@ -120,13 +120,13 @@ async def _send_problem(send: Any, scope: Any, error: AppError) -> None:
 @asgi("/sse", is_mount=False, copy_scope=False)
 async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
     """Stream the caller's channels as ``text/event-stream`` until the client leaves or falls behind."""
-    runtime: Runtime = scope["litestar_app"].state.runtime
-    if not origin_allowed(scope, runtime.settings.allowed_origins):
+    edge = edge_of(scope)
+    if not origin_allowed(scope, edge.settings.allowed_origins):
         await _send_problem(send, scope, Forbidden("origin not allowed"))
         return
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     try:
-        identity = await authenticate(scope, runtime)
+        identity = await authenticate(scope, edge)
         channels = _requested_channels(query, identity.user_id)
         last_event_id = next((v.decode() for k, v in scope["headers"] if k == b"last-event-id"), None)
         last_event_id = last_event_id or (query.get("lastEventId") or [None])[0]
@@ -134,7 +134,7 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
         for channel in channels:
             if not await may_join(identity, channel):
                 raise Forbidden(f"you may not join {channel}")
-        positions = await _open_positions(runtime, channels, resume)
+        positions = await _open_positions(edge, channels, resume)
     except AppError as error:
         await _send_problem(send, scope, error)
         return
@@ -165,7 +165,7 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
                 )
         finished.set()
 
-    relay = runtime.relay
+    relay = edge.relay
     formatter = _SseFormatter(dict(positions))
     async with (
         relay.hub.connect(send_frame, close, formatter=formatter) as conn,
@@ -184,7 +184,7 @@ async def sse_endpoint(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _open_positions(runtime: Runtime, channels: list[str], resume: dict[str, Offset]) -> dict[str, Offset]:
+async def _open_positions(edge: RealtimeEdge, channels: list[str], resume: dict[str, Offset]) -> dict[str, Offset]:
     """Where the stream starts on each channel: the resumed offset, else the channel's current one.
 
     Raises:
@@ -193,7 +193,7 @@ async def _open_positions(runtime: Runtime, channels: list[str], resume: dict[st
     fresh = [channel for channel in channels if channel not in resume]
     try:
         # Read together: concurrent current-offset reads share one broker call (channels/redis_offsets.py).
-        current = await asyncio.gather(*(runtime.relay.broker.current_offset(channel) for channel in fresh))
+        current = await asyncio.gather(*(edge.relay.broker.current_offset(channel) for channel in fresh))
     except BrokerError:
         raise ServiceUnavailable("the broker is unavailable; retry shortly", headers={"Retry-After": "1"}) from None
     opened = dict(zip(fresh, current, strict=True))

@@ -3,8 +3,9 @@
 Authentication is a single-use ``?ticket=`` (browsers) or an ``Authorization: Bearer`` header
 (other clients); never a token in the URL. After ``welcome`` the user's own channel is joined, from
 ``?since=<offset>`` when the client resumes it: its missed events come before any live one.
-Under uvicorn with ``FramedWebSocketProtocol`` (``app/server.py``) messages are written as pre-framed
-bytes straight to the transport (``app/realtime/uvicorn_ws.py``); elsewhere through the ASGI ``send``.
+Under uvicorn's fast path (``app/realtime/fast_path``) messages are written as pre-framed bytes straight
+to the transport (the scope's ``push.frames``); without it (``WS_FAST_PATH=0``, an untested uvicorn, another
+ASGI server) through the ASGI ``send``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from app.auth import Identity
 from app.errors import Unauthorized
 from app.problems import problem_body
 from app.realtime.access import may_join
+from app.realtime.edge import RealtimeEdge, edge_of
+from app.realtime.fast_path import FRAMES_EXTENSION
 from app.realtime.handshake import authenticate, origin_allowed
-from app.realtime.uvicorn_ws import FRAMES_EXTENSION
 from app.request_context import request_id_for
-from app.runtime import Runtime
 from channels import (
     BrokerError,
     Connection,
@@ -91,11 +92,11 @@ def _control(message: Any) -> Outgoing:
 class Session:
     """One authenticated socket: its connection in the hub and the handling of client messages."""
 
-    def __init__(self, runtime: Runtime, identity: Identity, conn: Connection) -> None:
-        self.runtime = runtime
+    def __init__(self, edge: RealtimeEdge, identity: Identity, conn: Connection) -> None:
+        self.edge = edge
         self.identity = identity
         self.conn = conn
-        self.rate = MessageRate(runtime.settings.ws_rate)
+        self.rate = MessageRate(edge.settings.ws_rate)
 
     async def handle(self, frame: str | bytes) -> None:
         """Answer one client frame (one JSON message)."""
@@ -108,7 +109,7 @@ class Session:
         try:
             message = decode_client_message(frame)
         except ProtocolError as exc:
-            self.conn.enqueue(_control(Error(code="bad_request", message=str(exc))))
+            self.conn.enqueue(_control(Error(code="bad_request", message=str(exc), ref=exc.ref)))
             return
         if isinstance(message, Subscribe):
             await self._subscribe(message)
@@ -128,14 +129,14 @@ class Session:
             error = Error(code="forbidden", message=f"you may not join {message.channel}", ref=message.ref)
             self.conn.enqueue(_control(error))
             return
-        await self.runtime.relay.hub.subscribe(self.conn, message.channel, since, ref=message.ref)
+        await self.edge.relay.hub.subscribe(self.conn, message.channel, since, ref=message.ref)
 
     async def _unsubscribe(self, message: Unsubscribe) -> None:
         if message.channel not in self.conn.channels:
             error = Error(code="not_found", message=f"not subscribed to {message.channel}", ref=message.ref)
             self.conn.enqueue(_control(error))
             return
-        await self.runtime.relay.hub.unsubscribe(self.conn, message.channel)
+        await self.edge.relay.hub.unsubscribe(self.conn, message.channel)
         self.conn.enqueue(_control(Unsubscribed(ref=message.ref)))
 
 
@@ -147,14 +148,14 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] != "websocket":
         await _refuse_http(send)
         return
-    runtime: Runtime = scope["litestar_app"].state.runtime
+    edge = edge_of(scope)
     if (await receive())["type"] != "websocket.connect":
         return
-    if not origin_allowed(scope, runtime.settings.allowed_origins):
+    if not origin_allowed(scope, edge.settings.allowed_origins):
         await _refuse_handshake(scope, send, 403, "origin not allowed")
         return
     try:
-        identity = await authenticate(scope, runtime)
+        identity = await authenticate(scope, edge)
     except Unauthorized as exc:
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.close", "code": CLOSE_BAD_CREDENTIALS, "reason": exc.detail[:120]})
@@ -163,12 +164,12 @@ async def serve_websocket(scope: Any, receive: Any, send: Any) -> None:
     sink: FrameSink | None = scope.get("extensions", {}).get(FRAMES_EXTENSION)
 
     since, bad_since = _resume_offset(scope)
-    relay = runtime.relay
+    relay = edge.relay
     async with (
         relay.hub.connect(partial(_send_text, send), partial(_close, send), sink=sink) as conn,
         relay.sessions.open(identity.user_id, conn),
     ):
-        session = Session(runtime, identity, conn)
+        session = Session(edge, identity, conn)
         user_channel = f"user:{identity.user_id}"
         conn.hold()  # welcome and the user channel's subscribed leave together: one frame, one write
         conn.enqueue(_control(Welcome(user_id=identity.user_id, channels=[user_channel])))

@@ -1,4 +1,4 @@
-"""Delivering notifications on EMAIL, SMS and PUSH, with a record per (notification, channel).
+"""Delivering notifications on EMAIL, SMS and PUSH, with a record per (notification, medium).
 
 A delivery is claimed by pushing its ``next_attempt_at`` one lease ahead in a conditional UPDATE, so
 one process at a time attempts it. Failures are recorded (``attempts``, ``last_error``) and retried
@@ -43,7 +43,7 @@ def retry_delay(attempts: int, base: float = 2.0) -> timedelta:
 
 
 class DeliveryDispatcher:
-    """Claims due deliveries and hands them to the channel's sender."""
+    """Claims due deliveries and hands them to their medium's sender."""
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class DeliveryDispatcher:
         notification = await Notification.select().where(Notification.id == delivery["notification_id"]).first()
         sender = self.senders.get(delivery["channel"])
         if notification is None or sender is None:
-            await self._finish(delivery["id"], DeliveryStatus.SKIPPED, "channel not configured in this process")
+            await self._finish(delivery["id"], DeliveryStatus.SKIPPED, "medium not configured in this process")
             return
         user = await User.select(User.id, User.email, User.name).where(User.id == notification["user_id"]).first()
         recipient = Recipient(

@@ -22,7 +22,7 @@ from app.services.notification_json import NotificationView, notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
 from app.timefmt import utc_now
 from models.catalog import User
-from models.enums import DeliveryStatus, NotificationChannel, NotificationPriority, NotificationType
+from models.enums import DeliveryMedium, DeliveryStatus, NotificationPriority, NotificationType
 from models.notifications import Notification, NotificationDelivery
 
 __all__ = ["Inbox", "NotificationDraft", "unread_count", "write_notifications"]
@@ -40,7 +40,7 @@ class NotificationDraft(msgspec.Struct, frozen=True, kw_only=True):
     title: str
     message: str
     priority: NotificationPriority
-    channels: tuple[NotificationChannel, ...] = (NotificationChannel.IN_APP,)
+    media: tuple[DeliveryMedium, ...] = (DeliveryMedium.IN_APP,)
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
     idempotency_key: str | None = None
@@ -62,7 +62,7 @@ async def unread_count_event(channel: str) -> dict[str, int]:
 
 
 async def write_notifications(
-    drafts: Sequence[NotificationDraft], configured: frozenset[NotificationChannel], now: datetime | None = None
+    drafts: Sequence[NotificationDraft], configured: frozenset[DeliveryMedium], now: datetime | None = None
 ) -> list[NotificationView]:
     """Insert notifications, their delivery records and their events; call inside a write transaction.
 
@@ -84,7 +84,7 @@ async def write_notifications(
             type=draft.type.value,
             title=draft.title,
             message=draft.message,
-            channels=msgspec.json.encode([channel.value for channel in draft.channels]).decode(),
+            channels=msgspec.json.encode([medium.value for medium in draft.media]).decode(),
             priority=draft.priority.value,
             metadata=msgspec.json.encode(draft.metadata).decode(),
             is_read=False,
@@ -95,16 +95,16 @@ async def write_notifications(
             updated_at=now,
         )
         rows.append(row)
-        for channel in draft.channels:
-            if channel is NotificationChannel.IN_APP:
+        for medium in draft.media:
+            if medium is DeliveryMedium.IN_APP:
                 continue
-            status = DeliveryStatus.PENDING if channel in configured else DeliveryStatus.SKIPPED
+            status = DeliveryStatus.PENDING if medium in configured else DeliveryStatus.SKIPPED
             deliveries.append(
                 NotificationDelivery(
                     notification=row.id,
-                    channel=channel.value,
+                    channel=medium.value,
                     status=status.value,
-                    last_error=None if status is DeliveryStatus.PENDING else f"{channel.value} is not configured",
+                    last_error=None if status is DeliveryStatus.PENDING else f"{medium.value} is not configured",
                     next_attempt_at=(row.sent_at or draft.scheduled_for) if status is DeliveryStatus.PENDING else None,
                     created_at=now,
                     updated_at=now,
@@ -127,7 +127,7 @@ class Inbox:
     """The notification rules the REST endpoints and the domain share."""
 
     def __init__(
-        self, database: Database, relay: OutboxRelay, cursors: CursorCodec, configured: frozenset[NotificationChannel]
+        self, database: Database, relay: OutboxRelay, cursors: CursorCodec, configured: frozenset[DeliveryMedium]
     ) -> None:
         self.database = database
         self.relay = relay

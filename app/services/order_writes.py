@@ -25,7 +25,7 @@ from app.services.notifications import NotificationDraft, write_notifications
 from app.services.order_workflow import Actor, check_transition
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
 from app.timefmt import rfc3339, utc_now
-from models.enums import NotificationChannel, OrderEventKind, OrderStatus, PaymentStatus
+from models.enums import DeliveryMedium, OrderEventKind, OrderStatus, PaymentStatus
 from models.orders import Order, OrderEvent
 
 __all__ = ["Changes", "LockedOrder", "OrderWriter", "change_status", "lock_order", "order_channels"]
@@ -151,7 +151,7 @@ class OrderWriter:
         database: Database,
         outbox: OutboxRelay,
         insights: InsightsCache,
-        configured: frozenset[NotificationChannel],
+        configured: frozenset[DeliveryMedium],
     ) -> None:
         self.database = database
         self.outbox = outbox

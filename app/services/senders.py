@@ -1,4 +1,4 @@
-"""Senders of the delivery channels beyond the bell: EMAIL over SMTP, SMS and PUSH through a provider webhook.
+"""Senders of the delivery media beyond the bell: EMAIL over SMTP, SMS and PUSH through a provider webhook.
 
 Each sender raises :class:`DeliveryFailed` with a short reason; the dispatcher records it and retries.
 """
@@ -33,7 +33,7 @@ class Recipient(msgspec.Struct, frozen=True):
 
 
 class Sender(ABC):
-    """Delivers one notification on one channel."""
+    """Delivers one notification on one medium (EMAIL, SMS or PUSH)."""
 
     @abstractmethod
     async def send(self, recipient: Recipient, notification: dict[str, Any]) -> None:
@@ -85,16 +85,16 @@ class EmailSender(Sender):
 class WebhookSender(Sender):
     """POSTs signed JSON to the provider URL of ``NOTIFY_WEBHOOK_URL`` (for SMS and PUSH)."""
 
-    def __init__(self, url: str, secret: str | None, channel: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, url: str, secret: str | None, medium: str, client: httpx.AsyncClient) -> None:
         self.url = url
         self.secret = secret
-        self.channel = channel
+        self.medium = medium
         self.client = client
 
     async def send(self, recipient: Recipient, notification: dict[str, Any]) -> None:
         body = msgspec.json.encode(
             {
-                "channel": self.channel,
+                "channel": self.medium,  # the provider's wire name (SPEC "Settings", NOTIFY_WEBHOOK_URL)
                 "notificationId": notification["id"],
                 "userId": recipient.user_id,
                 "type": notification["type"],

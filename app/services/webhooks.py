@@ -21,7 +21,7 @@ import msgspec
 from app.database import UNIQUE_VIOLATIONS
 from app.errors import NotFound, Unauthorized, ValidationFailed
 from app.ids import new_id
-from app.request_body import decode_checked
+from app.json_body import decode_checked
 from app.services import notification_catalog as catalog
 from app.services.order_workflow import Actor, allowed_next
 from app.services.order_writes import OrderWriter, change_status, lock_order

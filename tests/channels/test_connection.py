@@ -188,6 +188,24 @@ async def test_deliberate_close_writes_what_is_queued_first() -> None:
     assert recorder.closed_with == (4029, "rate limited")
 
 
+async def test_deliberate_close_sends_what_is_queued_first_without_a_sink() -> None:
+    """Over ASGI send (no sink: stock uvicorn, WS_FAST_PATH=0) close() also sends the queued messages first."""
+    recorder = Recorder()
+    sent: list[bytes] = []
+
+    async def send(frame: bytes) -> None:
+        await asyncio.sleep(0)  # a real send yields to the loop
+        sent.append(frame)
+
+    conn = Connection(send, recorder.close)
+    conn.enqueue(Outgoing(b'{"op":"error","n":1}'))
+    await asyncio.sleep(0)  # the writer task is now mid-send
+    conn.enqueue(Outgoing(b'{"op":"error","n":2}'))
+    await conn.close(4029, "rate limited")
+    assert b"\n".join(sent) == b'{"op":"error","n":1}\n{"op":"error","n":2}'
+    assert recorder.closed_with == (4029, "rate limited")
+
+
 async def test_held_messages_leave_together_on_release(hub: Hub, broker: Broker) -> None:
     """hold() keeps messages queued across awaits; release() writes them as one frame, in order."""
     recorder = Recorder()

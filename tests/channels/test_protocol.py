@@ -22,6 +22,7 @@ from channels import (
     parse_offset,
     validate_channel,
 )
+from channels.jsonlimits import top_level
 
 
 def test_decodes_every_client_message() -> None:
@@ -69,6 +70,33 @@ def test_deeply_nested_frames_raise_protocol_error(frame: str) -> None:
         decode_client_message(frame)
     with pytest.raises(ProtocolError, match="nested deeper than 32"):
         decode_client_message(frame.encode())
+
+
+@pytest.mark.parametrize(
+    ("frame", "ref"),
+    [
+        (b'{"op":"teleport","ref":7}', 7),
+        (b'{"ref":"r"}', "r"),
+        (b'{"op":"subscribe","channel":5,"ref":3}', 3),
+        (b'{"ref":4,"op":"ping","x":' + b"[" * 2000 + b"]" * 2000 + b"}", 4),
+        (b'{"op":"x","data":{"ref":5,"s":"]}"},"ref":6}', 6),  # the top-level ref, brackets in strings ignored
+        (b'{"op":"ping","ref":1.5}', None),
+        (b'[{"ref":1}]', None),
+        (b'{"ref":1', None),
+    ],
+)
+def test_protocol_error_carries_the_frame_ref(frame: bytes, ref: object) -> None:
+    """A refused frame's ``ref`` is on the error when the frame is an object with a valid one, however deep."""
+    with pytest.raises(ProtocolError) as info:
+        decode_client_message(frame)
+    assert info.value.ref == ref
+
+
+def test_top_level_cuts_nested_values_only() -> None:
+    """``top_level`` keeps top-level members and replaces what is nested in them by null."""
+    assert top_level(b'{"a":{"b":[1,{"c":"]}"}]},"ref":"x]","n":[[]]}') == b'{"a":null,"ref":"x]","n":null}'
+    assert top_level(b"[1,[2],3]") == b"[1,null,3]"
+    assert top_level(b'"just a string"') == b'"just a string"'
 
 
 def test_server_messages_omit_unset_optional_fields() -> None:

@@ -7,7 +7,7 @@ a frame build and a task switch per message). Everything else stays uvicorn's: t
 pings and their timeout, 1009 for oversized frames and the 1012 shutdown close. The app's close is
 sent at once, even while the transport is paused (a slow consumer's 4008), and the client gets
 ``CLOSE_HANDSHAKE_SECONDS`` to answer it before the TCP connection is dropped (uvicorn waits 10 s).
-Selected with ``ws="app.realtime.uvicorn_ws:FramedWebSocketProtocol"`` (``app/server.py``).
+Selected by ``app.realtime.fast_path.uvicorn_protocols`` (``app/server.py``) where this uvicorn passes its checks.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 from websockets.protocol import OPEN
 
-from app.realtime.uvicorn_upgrade import UpgradeRequest
+from app.realtime.fast_path import FRAMES_EXTENSION
+from app.realtime.fast_path.upgrade import UpgradeRequest
 
-__all__ = ["CLOSE_HANDSHAKE_SECONDS", "FRAMES_EXTENSION", "FrameWriter", "FramedWebSocketProtocol"]
+__all__ = ["CLOSE_HANDSHAKE_SECONDS", "FrameWriter", "FramedWebSocketProtocol"]
 
-FRAMES_EXTENSION = "push.frames"
 # How long a client has to answer the server's close frame before its TCP connection is dropped.
 CLOSE_HANDSHAKE_SECONDS = 1.0
 _WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 1.3
@@ -277,8 +277,10 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
             self.logger.info(
                 '%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope)
             )
-        assert self._accept_value is not None
-        response = [_SWITCHING_PROTOCOLS, self._accept_value, b"\r\n"]
+        accept_value = self._accept_value
+        if accept_value is None:  # send() only calls this while it is set
+            raise RuntimeError("no parsed upgrade request to accept")
+        response = [_SWITCHING_PROTOCOLS, accept_value, b"\r\n"]
         for name, value in (*self.default_headers, *message.get("headers", ())):
             response += [name, b": ", value, b"\r\n"]
         subprotocol = message.get("subprotocol")

@@ -11,7 +11,7 @@ straight to the configured WebSocket protocol: parsed, to a protocol that can ta
 answers 400 to a bad key, as before). Anything else goes to uvicorn's own HTTP protocol with the
 bytes received, so its answers are unchanged. A head that does not arrive within
 ``HEAD_TIMEOUT_SECONDS`` gets 408, one larger than ``MAX_HEAD_BYTES`` 431 (slow and hostile clients).
-Selected with ``http="app.realtime.uvicorn_upgrade:UpgradeFirstProtocol"`` (``app/server.py``).
+Selected by ``app.realtime.fast_path.uvicorn_protocols`` (``app/server.py``) where this uvicorn passes its checks.
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ class UpgradeFirstProtocol(asyncio.Protocol):
 
     def _hand_over(self, data: bytes) -> None:
         transport = self._transport
-        assert transport is not None
+        if transport is None:  # data_received only ever follows connection_made
+            raise RuntimeError("data received before connection_made")
         self._server_state.connections.discard(self)
         end = data.find(_HEAD_END)
         if not _ANY_HEAD.fullmatch(data, 0, end):
