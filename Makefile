@@ -29,10 +29,11 @@ run: $(VENV)/.runtime ## Migrate, seed the demo data once, start the server (SQL
 test: $(VENV)/.dev ## Run the whole test suite (REQUIRE_SERVICES=1 makes missing PostgreSQL/Redis fail)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev ## ruff (lint and format check) and mypy --strict
+lint: $(VENV)/.dev ## ruff (lint and format check), mypy --strict and the import contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from piccolo.conf.apps import AppRegistry
 
-from app.database import engine_from_url
-from app.settings import load_settings
+from app.platform.database import engine_from_url
+from app.platform.settings import load_settings
 
 DB = engine_from_url(load_settings().database_url)
 

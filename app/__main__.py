@@ -1,5 +1,5 @@
 """``python -m app``: the operator CLI."""
 
-from app.cli import main
+from app.ops.cli import main
 
 main()

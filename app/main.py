@@ -8,35 +8,35 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.static_files import create_static_files_router
 
-from app.controllers.catalog import CatalogController
-from app.controllers.customer import CustomerController
-from app.controllers.demo import STATIC, DemoController
-from app.controllers.health import HealthController
-from app.controllers.identity import IdentityController
-from app.controllers.metrics import MetricsController
-from app.controllers.notifications import NotificationsController
-from app.controllers.orders import OrdersController
-from app.controllers.realtime import RealtimeController
-from app.controllers.server_api import ServerApiController
-from app.controllers.tracking import TrackingController
-from app.controllers.webhooks import WebhooksController
-from app.metrics import HttpMetricsMiddleware
-from app.middleware import (
+from app.http.controllers.catalog import CatalogController
+from app.http.controllers.customer import CustomerController
+from app.http.controllers.demo import STATIC, DemoController
+from app.http.controllers.health import HealthController
+from app.http.controllers.identity import IdentityController
+from app.http.controllers.metrics import MetricsController
+from app.http.controllers.notifications import NotificationsController
+from app.http.controllers.orders import OrdersController
+from app.http.controllers.realtime import RealtimeController
+from app.http.controllers.server_api import ServerApiController
+from app.http.controllers.tracking import TrackingController
+from app.http.controllers.webhooks import WebhooksController
+from app.http.middleware import (
     MAX_BODY_BYTES,
     BearerAuthMiddleware,
     InputLimitsMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
 )
-from app.openapi import ProblemDocs, openapi_config
-from app.problems import EXCEPTION_HANDLERS
+from app.http.openapi import ProblemDocs, openapi_config
+from app.http.request_body import CheckedRequest
+from app.platform.metrics import HttpMetricsMiddleware
+from app.platform.problems import EXCEPTION_HANDLERS
+from app.platform.request_context import stamp_request_id
+from app.platform.settings import Settings, load_settings
 from app.process import tune_garbage_collector
 from app.realtime.sse import sse_endpoint
 from app.realtime.ws import websocket_endpoint, websockets_first
-from app.request_body import CheckedRequest
-from app.request_context import stamp_request_id
 from app.runtime import Runtime
-from app.settings import Settings, load_settings
 
 __all__ = ["create_app", "create_served_app"]
 

@@ -10,13 +10,14 @@ from typing import Any
 import httpx
 from litestar.di import Provide
 
-from app.auth import TokenVerifier
-from app.database import Database
-from app.metrics import Metrics
-from app.outages import OutageLog
-from app.pagination import CursorCodec
-from app.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from app.readiness import Readiness
+from app.platform.auth import TokenVerifier
+from app.platform.database import Database
+from app.platform.metrics import Metrics
+from app.platform.outages import OutageLog
+from app.platform.pagination import CursorCodec
+from app.platform.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from app.platform.readiness import Readiness
+from app.platform.settings import Settings
 from app.realtime.edge import RealtimeEdge
 from app.realtime.relay import Relay
 from app.services.deliveries import DeliveryDispatcher
@@ -30,7 +31,6 @@ from app.services.scheduler import ScheduledDelivery
 from app.services.senders import EmailSender, Sender, WebhookSender
 from app.services.tracking import PingRecorder
 from app.services.users import UserDirectory
-from app.settings import Settings
 from channels.redis_connector import RedisClient, RedisConnector
 from models import ALL_TABLES
 from models.enums import DeliveryMedium

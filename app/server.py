@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.platform.settings import Settings
 from app.realtime.fast_path import uvicorn_protocols
-from app.settings import Settings
 
 __all__ = ["GRACEFUL_SHUTDOWN_SECONDS", "uvicorn_options"]
 

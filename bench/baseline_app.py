@@ -74,8 +74,8 @@ def create_app() -> Litestar:
 def main() -> None:
     import uvicorn
 
+    from app.platform.settings import load_settings
     from app.server import uvicorn_options
-    from app.settings import load_settings
 
     options = {**uvicorn_options(load_settings()), "http": "auto", "ws": "websockets-sansio"}
     uvicorn.run("bench.baseline_app:create_app", factory=True, **options)

@@ -21,9 +21,9 @@ def main(argv: list[str]) -> int:
         return 2
     import uvicorn
 
-    from app.logs import configure_logging
+    from app.platform.logs import configure_logging
+    from app.platform.settings import load_settings
     from app.server import uvicorn_options
-    from app.settings import load_settings
 
     settings = load_settings()
     if settings.ws_fast_path:

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from app.auth import mint_token
 from app.main import create_app
-from app.migrations import apply_migrations
-from app.settings import Settings, load_settings
+from app.ops.migrations import apply_migrations
+from app.platform.auth import mint_token
+from app.platform.settings import Settings, load_settings
 from models.enums import Role
 from tests.asgi import lifespan_running
 from tests.live import serving

@@ -1,4 +1,4 @@
-"""Hand-built HS256 tokens for the differential test of ``app.jwt_hs256`` against PyJWT.
+"""Hand-built HS256 tokens for the differential test of ``app.platform.jwt_hs256`` against PyJWT.
 
 ``CORPUS`` maps a case name to a token factory (given the current time in whole seconds); names
 starting ``valid-`` are the tokens PyJWT accepts. ``DIFFERENCES`` lists the cases where our verifier

@@ -19,8 +19,8 @@ import msgspec
 import uvicorn
 from litestar import Litestar
 
+from app.platform.settings import Settings
 from app.server import uvicorn_options
-from app.settings import Settings
 
 
 @asynccontextmanager

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
-from app.auth import TokenVerifier, mint_token, require_roles
-from app.errors import ConfigurationError, Unauthorized
-from app.jwt_hs256 import HS256Verifier
-from app.problems import EXCEPTION_HANDLERS
-from app.settings import Settings
+from app.platform.auth import TokenVerifier, mint_token, require_roles
+from app.platform.errors import ConfigurationError, Unauthorized
+from app.platform.jwt_hs256 import HS256Verifier
+from app.platform.problems import EXCEPTION_HANDLERS
+from app.platform.settings import Settings
 from models import User
 from models.enums import Role
 from tests.conftest import TEST_SECRET
@@ -130,7 +130,7 @@ async def test_first_sight_creates_then_refreshes_the_user(client: httpx.AsyncCl
 
 async def test_role_guard_answers_403_for_other_roles(make_settings: Callable[..., Settings]) -> None:
     """require_roles admits the listed roles and answers 403 problem+json to the others."""
-    from app.auth import Identity
+    from app.platform.auth import Identity
 
     @get("/admin-only", guards=[require_roles(Role.ADMIN, Role.SERVICE)])
     async def admin_only() -> dict[str, bool]:

@@ -14,9 +14,9 @@ import pytest
 from litestar import Litestar
 
 from app.main import create_app
+from app.ops.seeding import SeedPlan, run_seed
+from app.platform.settings import Settings
 from app.runtime import Runtime
-from app.seeding import SeedPlan, run_seed
-from app.settings import Settings
 from channels import Publisher, RedisBroker
 from tests.live import serving
 from tests.processes import free_port
@@ -92,7 +92,7 @@ async def test_badge_updates_live_and_read_all_clears_second_tab(
 async def test_courier_marker_moves(browser: Any, demo_server: tuple[str, Runtime]) -> None:
     """Tracking updates move the courier marker on the map while the page watches the order."""
     base, runtime = demo_server
-    from app.demo_courier import drive_courier
+    from app.ops.demo_courier import drive_courier
 
     page = await _open_demo(browser, base)
     await page.wait_for_function("document.body.dataset.transport === 'websocket'", timeout=10_000)

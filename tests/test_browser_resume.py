@@ -14,8 +14,8 @@ from litestar import Litestar
 from websockets.asyncio.client import connect
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
-from app.settings import Settings
 from channels import parse_offset
 from tests.live import receive_json, serving
 from tests.proxy import cutting_proxy

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
+from app.ops.cli import cli
 from tests.conftest import TEST_SECRET
 
 

@@ -13,10 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
-import app.database
-from app.database import Database
+import app.platform.database
 from app.main import create_app
-from app.settings import Settings
+from app.platform.database import Database
+from app.platform.settings import Settings
 from models.catalog import User
 from tests.asgi import lifespan_running
 from tests.services import POSTGRES_ADMIN_URL
@@ -85,7 +85,7 @@ async def test_a_writer_that_waits_past_the_busy_timeout_fails_like_sqlite(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer kept waiting past the busy timeout gets SQLite's 'database is locked'; the lock is free after."""
-    monkeypatch.setattr(app.database, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(app.platform.database, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
     holding = asyncio.Event()
     release = asyncio.Event()
 

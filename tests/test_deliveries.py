@@ -14,10 +14,10 @@ from aiosmtpd.controller import Controller
 from litestar import Litestar
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
 from app.services.deliveries import MAX_ATTEMPTS
 from app.services.senders import sign
-from app.settings import Settings
 from models import NotificationDelivery
 from tests.asgi import lifespan_running
 from tests.processes import free_port
@@ -109,7 +109,7 @@ async def test_email_sms_push_delivered_and_failures_retried(
     fake, _ = provider
     token_headers = auth("u_mail")
     await client.get("/me", headers=token_headers)
-    from app.auth import mint_token
+    from app.platform.auth import mint_token
     from models.enums import Role
 
     with_email = mint_token(runtime.settings, "u_mail", Role.CUSTOMER, email="ada@example.com")

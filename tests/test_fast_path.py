@@ -9,6 +9,7 @@ import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 
+from app.platform.settings import Settings
 from app.realtime.fast_path import (
     FRAMES_EXTENSION,
     STOCK_PROTOCOLS,
@@ -17,7 +18,6 @@ from app.realtime.fast_path import (
     uvicorn_protocols,
 )
 from app.server import uvicorn_options
-from app.settings import Settings
 from tests.conftest import FAST_PATH_OFF
 from tests.live import serving
 

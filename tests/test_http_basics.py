@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.asgi import lifespan_running
 
 
@@ -52,8 +52,8 @@ async def test_unexpected_error_is_500_without_trace() -> None:
     """An unhandled exception answers 500 problem+json with the request id and no stack trace."""
     from litestar import Litestar, get
 
-    from app.problems import EXCEPTION_HANDLERS
-    from app.request_context import stamp_request_id
+    from app.platform.problems import EXCEPTION_HANDLERS
+    from app.platform.request_context import stamp_request_id
 
     @get("/boom")
     async def boom() -> None:

@@ -30,7 +30,7 @@ from jwt.exceptions import (
     MissingRequiredClaimError,
 )
 
-from app.jwt_hs256 import HS256Verifier
+from app.platform.jwt_hs256 import HS256Verifier
 from tests.conftest import TEST_SECRET
 from tests.jwt_tokens import (
     ACCEPT,

@@ -6,8 +6,8 @@ import io
 import json
 import logging
 
-from app.logs import JsonFormatter, configure_logging
-from app.request_context import request_id_for
+from app.platform.logs import JsonFormatter, configure_logging
+from app.platform.request_context import request_id_for
 
 
 def test_json_lines_carry_request_id_and_extras() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from app.metrics import Metrics
+from app.platform.metrics import Metrics
 from channels import LatencyHistogram
 
 
@@ -50,7 +50,7 @@ def test_labelled_counters_are_exported_per_label_value() -> None:
 
 def test_relay_exports_dropped_producer_messages_by_every_reason(make_settings) -> None:
     """push_producer_events_dropped_total has a sample for every drop reason from the first scrape."""
-    from app.database import Database
+    from app.platform.database import Database
     from app.realtime.relay import Relay
     from app.services.revocations import Revocations
     from channels import DROP_REASONS

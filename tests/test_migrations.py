@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.database import Database
-from app.migrations import apply_migrations
+from app.ops.migrations import apply_migrations
+from app.platform.database import Database
 from models import ALL_TABLES, Order, Store, User
 
 

@@ -12,8 +12,8 @@ import httpx
 from websockets.asyncio.client import connect
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
-from app.settings import Settings
 from tests.conftest import TEST_SECRET
 from tests.live import receive_json, serving
 from tests.processes import server_process

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Litestar
 from websockets.asyncio.client import connect
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.live import receive_json, serving
 from tests.marketplace import ADDRESS, payment_event
 

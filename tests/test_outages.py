@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.faults import TcpProxy, proxy_to
 from tests.live import serving
 from tests.redis_servers import RedisServer
@@ -42,7 +42,7 @@ async def _until_ok(http: httpx.AsyncClient, path: str, headers: dict[str, str],
 
 
 def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == "app.outages"]
+    return [record.getMessage() for record in caplog.records if record.name == "app.platform.outages"]
 
 
 @pytest.fixture

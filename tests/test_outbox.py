@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
 from app.services.outbox import PendingEvent, write_events
-from app.settings import Settings
 from models.notifications import OutboxEvent
 from tests.asgi import lifespan_running
 

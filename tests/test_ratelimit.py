@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from app.errors import RateLimited
-from app.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from app.settings import RateLimit
+from app.platform.errors import RateLimited
+from app.platform.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from app.platform.settings import RateLimit
 from tests.services import REDIS_URL, reachable, unavailable, unique_name
 
 

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
-from app.settings import Settings
 from channels import Publisher, RedisBroker
 from tests.conftest import TEST_SECRET
 from tests.live import receive_json, receive_messages, serving

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from channels import BrokerError, Offset, RedisBroker
 from tests.live import serving
 from tests.redis_servers import RedisCluster, RedisServer, require_redis_server

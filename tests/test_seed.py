@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-import app.seeding
-from app.database import sqlite_path
-from app.seed_data import zipf_cum_weights
-from app.seeding import SeedPlan, run_seed
+import app.ops.seeding
+from app.ops.seed_data import zipf_cum_weights
+from app.ops.seeding import SeedPlan, run_seed
+from app.platform.database import sqlite_path
 from models.enums import NotificationPriority, NotificationType, OrderEventKind, OrderStatus, PaymentStatus
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
@@ -207,7 +207,7 @@ async def test_rerun_writes_nothing(seeded: str) -> None:
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 async def test_interrupted_seed_resumes(engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After losing its last chunk, a re-run writes just that chunk back; another seed then adds beside it."""
-    monkeypatch.setattr(app.seeding, "ORDER_CHUNK", 100)
+    monkeypatch.setattr(app.ops.seeding, "ORDER_CHUNK", 100)
     async with fresh_database(engine, tmp_path) as url:
         await run_seed(url, PLAN, show_progress=False)
         complete = await fingerprint(url)

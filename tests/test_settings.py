@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ConfigurationError
-from app.settings import RateLimit, load_settings
+from app.platform.errors import ConfigurationError
+from app.platform.settings import RateLimit, load_settings
 
 
 def test_defaults_follow_spec(tmp_path: Path) -> None:

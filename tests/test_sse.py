@@ -12,9 +12,9 @@ import pytest
 from litestar import Litestar
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.realtime.sse import decode_cursor
 from app.runtime import Runtime
-from app.settings import Settings
 from channels import BrokerUnavailable, Offset
 from tests.live import serving
 from tests.marketplace import open_store

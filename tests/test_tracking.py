@@ -13,9 +13,9 @@ import pytest
 from litestar import Litestar
 from websockets.asyncio.client import connect
 
+from app.platform.settings import Settings
+from app.platform.timefmt import rfc3339
 from app.runtime import Runtime
-from app.settings import Settings
-from app.timefmt import rfc3339
 from channels import BrokerUnavailable
 from models import Notification, Order, OrderEvent, OutboxEvent
 from tests.live import receive_json, serving

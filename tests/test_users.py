@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 from litestar import Litestar
 
-from app.auth import Identity
+from app.platform.auth import Identity
 from app.runtime import Runtime
 from models.catalog import User
 from models.enums import Role

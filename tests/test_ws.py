@@ -16,9 +16,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
 from app.server import uvicorn_options
-from app.settings import Settings
 from tests.live import receive_json, receive_messages, serving
 
 

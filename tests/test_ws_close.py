@@ -16,9 +16,9 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.realtime.fast_path.framed_ws import CLOSE_HANDSHAKE_SECONDS
 from app.runtime import Runtime
-from app.settings import Settings
 from tests.live import receive_json, serving
 
 pytestmark = pytest.mark.fast_path  # stock uvicorn waits for a paused transport, then 10 s for the answer

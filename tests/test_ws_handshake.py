@@ -15,8 +15,8 @@ import pytest
 import websockets
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.server import uvicorn_options
-from app.settings import Settings
 from tests.live import serving
 from tests.rawsocket import (
     KEY,

@@ -12,7 +12,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from app.main import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.live import serving
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.runtime import Runtime
-from app.settings import Settings
 from channels import parse_offset
 from tests.live import receive_json, serving
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import pytest
 
 from app.main import create_app
+from app.platform.settings import Settings
 from app.realtime.fast_path.upgrade import UpgradeFirstProtocol, websocket_upgrade
 from app.server import uvicorn_options
-from app.settings import Settings
 from tests.live import serving
 from tests.rawsocket import (
     UPGRADE,

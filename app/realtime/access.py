@@ -7,7 +7,7 @@ without telling the two apart.
 
 from __future__ import annotations
 
-from app.auth import Identity
+from app.platform.auth import Identity
 from models.catalog import Store
 from models.enums import Role
 from models.orders import Order

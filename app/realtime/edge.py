@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.auth import TokenVerifier
+from app.platform.auth import TokenVerifier
+from app.platform.settings import Settings
 from app.realtime.relay import Relay
 from app.services.revocations import Revocations
 from app.services.users import UserDirectory
-from app.settings import Settings
 
 __all__ = ["RealtimeEdge", "edge_of"]
 

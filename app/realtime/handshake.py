@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from app.auth import Identity, bearer_token
-from app.errors import Unauthorized
+from app.platform.auth import Identity, bearer_token
+from app.platform.errors import Unauthorized
 from app.realtime.edge import RealtimeEdge
 
 __all__ = ["authenticate", "origin_allowed"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from app.metrics import Metrics
+from app.platform.metrics import Metrics
+from app.platform.settings import Settings
 from app.realtime.control import ControlPlane
 from app.realtime.presence import LocalPresence, Presence, RedisPresence
 from app.realtime.sessions import Sessions
 from app.realtime.tickets import MemoryTicketStore, RedisTicketStore, TicketStore
 from app.services.revocations import Revocations
-from app.settings import Settings
 from channels import DROP_REASONS, Broker, Hub, HubMetrics, MemoryBroker, Publisher, RedisBroker
 from channels.redis_connector import RedisClient, RedisConnector
 

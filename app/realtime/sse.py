@@ -24,13 +24,13 @@ from urllib.parse import parse_qs
 import msgspec
 from litestar.handlers import asgi
 
-from app.errors import AppError, BadRequest, Forbidden, ServiceUnavailable
-from app.problems import problem_body
+from app.platform.errors import AppError, BadRequest, Forbidden, ServiceUnavailable
+from app.platform.problems import problem_body
+from app.platform.request_context import request_id_for
 from app.realtime.access import may_join
 from app.realtime.edge import RealtimeEdge, edge_of
 from app.realtime.handshake import authenticate, origin_allowed
 from app.realtime.sessions import CLOSE_DISCONNECTED
-from app.request_context import request_id_for
 from channels import (
     BrokerError,
     ChannelsError,

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 
 import msgspec
 
-from app.auth import Identity
+from app.platform.auth import Identity
 from channels.redis_connector import RedisClient
 
 __all__ = ["TICKET_TTL_SECONDS", "MemoryTicketStore", "RedisTicketStore", "TicketStore"]

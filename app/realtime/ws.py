@@ -20,14 +20,14 @@ from urllib.parse import parse_qs
 from litestar.handlers import asgi
 from litestar.types import ASGIApp
 
-from app.auth import Identity
-from app.errors import Unauthorized
-from app.problems import problem_body
+from app.platform.auth import Identity
+from app.platform.errors import Unauthorized
+from app.platform.problems import problem_body
+from app.platform.request_context import request_id_for
 from app.realtime.access import may_join
 from app.realtime.edge import RealtimeEdge, edge_of
 from app.realtime.fast_path import FRAMES_EXTENSION
 from app.realtime.handshake import authenticate, origin_allowed
-from app.request_context import request_id_for
 from channels import (
     BrokerError,
     Connection,

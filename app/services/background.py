@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 
-from app.outages import OutageLog, is_outage
+from app.platform.outages import OutageLog, is_outage
 
 __all__ = ["BackgroundLoop"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from app.database import Database
-from app.errors import NotFound
-from app.ids import new_id
-from app.timefmt import rfc3339, utc_now
+from app.platform.database import Database
+from app.platform.errors import NotFound
+from app.platform.ids import new_id
+from app.platform.timefmt import rfc3339, utc_now
 from models.catalog import Product, Store
 
 __all__ = ["ProductView", "StoreView", "create_product", "create_store", "list_products"]

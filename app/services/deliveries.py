@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from app.database import Database
-from app.outages import OutageLog
+from app.platform.database import Database
+from app.platform.outages import OutageLog
+from app.platform.timefmt import utc_now
 from app.services.background import BackgroundLoop
 from app.services.senders import DeliveryFailed, Recipient, Sender
-from app.timefmt import utc_now
 from models.catalog import User
 from models.enums import DeliveryStatus
 from models.notifications import Notification, NotificationDelivery

@@ -27,8 +27,9 @@ from typing import Any
 
 import msgspec
 
-from app.database import Database
-from app.errors import ValidationFailed
+from app.platform.database import Database
+from app.platform.errors import ValidationFailed
+from app.platform.timefmt import rfc3339, utc_now
 from app.services.insights_cache import InsightsCache
 from app.services.insights_sql import EPOCH, InsightQueries, as_datetime
 from app.services.insights_views import (
@@ -48,7 +49,6 @@ from app.services.insights_views import (
     StoreRank,
     WeekdayPattern,
 )
-from app.timefmt import rfc3339, utc_now
 from models.enums import OrderStatus, PaymentStatus
 
 __all__ = ["DEFAULT_DAYS", "MAX_DAYS", "CustomerInsightsService", "check_days", "half_up", "is_paid"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from app.timefmt import rfc3339
+from app.platform.timefmt import rfc3339
 
 __all__ = ["NotificationView", "notification_view"]
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import msgspec
 
-from app.database import UNIQUE_VIOLATIONS, Database
-from app.errors import NotFound, ValidationFailed
-from app.ids import new_id
-from app.pagination import CursorCodec, Page, check_limit
+from app.platform.database import UNIQUE_VIOLATIONS, Database
+from app.platform.errors import NotFound, ValidationFailed
+from app.platform.ids import new_id
+from app.platform.pagination import CursorCodec, Page, check_limit
+from app.platform.timefmt import utc_now
 from app.services.notification_json import NotificationView, notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
-from app.timefmt import utc_now
 from models.catalog import User
 from models.enums import DeliveryMedium, DeliveryStatus, NotificationPriority, NotificationType
 from models.notifications import Notification, NotificationDelivery

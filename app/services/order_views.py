@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from app.timefmt import rfc3339
+from app.platform.timefmt import rfc3339
 
 __all__ = ["Address", "Location", "OrderItemView", "OrderView", "order_view"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.errors import InvalidTransition
+from app.platform.errors import InvalidTransition
 from models.enums import OrderStatus
 
 __all__ = [

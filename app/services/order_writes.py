@@ -17,14 +17,14 @@ from typing import Any
 
 import msgspec
 
-from app.database import Database
-from app.errors import Conflict, NotFound
+from app.platform.database import Database
+from app.platform.errors import Conflict, NotFound
+from app.platform.timefmt import rfc3339, utc_now
 from app.services import notification_catalog as catalog
 from app.services.insights_cache import InsightsCache
 from app.services.notifications import NotificationDraft, write_notifications
 from app.services.order_workflow import Actor, check_transition
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
-from app.timefmt import rfc3339, utc_now
 from models.enums import DeliveryMedium, OrderEventKind, OrderStatus, PaymentStatus
 from models.orders import Order, OrderEvent
 

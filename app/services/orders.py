@@ -15,15 +15,15 @@ from typing import Any
 
 import msgspec
 
-from app.auth import Identity
-from app.errors import NotFound, ValidationFailed
-from app.ids import new_id
-from app.pagination import CursorCodec, Page, check_limit
+from app.platform.auth import Identity
+from app.platform.errors import NotFound, ValidationFailed
+from app.platform.ids import new_id
+from app.platform.pagination import CursorCodec, Page, check_limit
+from app.platform.timefmt import rfc3339
 from app.services import notification_catalog as catalog
 from app.services.order_views import Address, OrderView, order_view
 from app.services.order_workflow import Actor
 from app.services.order_writes import LockedOrder, OrderWriter, change_status, lock_order
-from app.timefmt import rfc3339
 from models.catalog import Product, Store
 from models.enums import OrderEventKind, OrderStatus, PaymentStatus, Role
 from models.orders import Order, OrderItem

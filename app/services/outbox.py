@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 
-from app.database import Database
-from app.outages import OutageLog
+from app.platform.database import Database
+from app.platform.outages import OutageLog
+from app.platform.timefmt import utc_now
 from app.services.background import BackgroundLoop
-from app.timefmt import utc_now
 from channels import BrokerError, InvalidEvent, Publisher
 from models.notifications import OutboxEvent
 

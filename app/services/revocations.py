@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.auth import Identity
-from app.database import Database
+from app.platform.auth import Identity
+from app.platform.database import Database
 from models.catalog import TokenRevocation
 
 __all__ = ["Revocations"]

@@ -13,12 +13,12 @@ import os
 import socket
 from typing import Any
 
-from app.database import Database
-from app.outages import OutageLog
+from app.platform.database import Database
+from app.platform.outages import OutageLog
+from app.platform.timefmt import utc_now
 from app.services.background import BackgroundLoop
 from app.services.notification_json import notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
-from app.timefmt import utc_now
 from models.notifications import Notification
 
 __all__ = ["ScheduledDelivery"]

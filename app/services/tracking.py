@@ -32,11 +32,11 @@ from typing import Any
 
 import msgspec
 
-from app.auth import Identity
-from app.database import Database
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.platform.auth import Identity
+from app.platform.database import Database
+from app.platform.errors import Conflict, NotFound, ValidationFailed
+from app.platform.timefmt import rfc3339, utc_now
 from app.services.order_workflow import TERMINAL
-from app.timefmt import rfc3339, utc_now
 from channels import ChannelsError, Publisher
 from models.enums import OrderEventKind, OrderStatus, Role
 from models.orders import Order, OrderEvent

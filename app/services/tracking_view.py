@@ -9,11 +9,11 @@ from typing import Any
 
 import msgspec
 
-from app.auth import Identity
-from app.errors import NotFound, ValidationFailed
+from app.platform.auth import Identity
+from app.platform.errors import NotFound, ValidationFailed
+from app.platform.timefmt import rfc3339
 from app.services.order_views import Location
 from app.services.order_workflow import NORMAL_PATH
-from app.timefmt import rfc3339
 from models.enums import Role
 from models.orders import Order, OrderEvent
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from app.auth import Identity
-from app.database import Database
+from app.platform.auth import Identity
+from app.platform.database import Database
 from models.catalog import User
 
 __all__ = ["UserDirectory"]

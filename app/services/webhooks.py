@@ -18,15 +18,15 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 
-from app.database import UNIQUE_VIOLATIONS
-from app.errors import NotFound, Unauthorized, ValidationFailed
-from app.ids import new_id
-from app.json_body import decode_checked
+from app.platform.database import UNIQUE_VIOLATIONS
+from app.platform.errors import NotFound, Unauthorized, ValidationFailed
+from app.platform.ids import new_id
+from app.platform.json_body import decode_checked
+from app.platform.timefmt import rfc3339
+from app.platform.validation import validation_failed
 from app.services import notification_catalog as catalog
 from app.services.order_workflow import Actor, allowed_next
 from app.services.order_writes import OrderWriter, change_status, lock_order
-from app.timefmt import rfc3339
-from app.validation import validation_failed
 from models.catalog import User
 from models.enums import OrderEventKind, OrderStatus, PaymentStatus, PayoutStatus, Role, WebhookOutcome
 from models.orders import Order, Payment, Payout, WebhookEvent

@@ -24,8 +24,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from uvicorn.server import ServerState
 
-from app.problems import raw_problem_response
-from app.request_context import new_request_id
+from app.platform.problems import raw_problem_response
+from app.platform.request_context import new_request_id
 
 __all__ = ["UpgradeFirstProtocol", "UpgradeRequest", "websocket_upgrade"]
 
