@@ -220,3 +220,22 @@ async def test_counts_exact_under_concurrent_creates_and_changes(
     history = await runtime.relay.broker.history("user:u_race", None)
     published = [msgspec.json.decode(event.data) for event in history.events if event.type == "notification.counts"]
     assert published and published[-1] == truth
+
+
+async def test_overlapping_bulk_and_all_changes_never_deadlock(client: httpx.AsyncClient, auth: Headers) -> None:
+    """Bulk changes of shuffled overlapping ids racing the *-all actions all succeed (rows locked in one order)."""
+    await _sign_in(client, auth, "u_locks")
+    ids = await _ids(client, auth, "u_locks", 40)
+    rng = random.Random(7)
+
+    async def bulk(action: str) -> httpx.Response:
+        targets = rng.sample(ids, 30)
+        return await client.patch(
+            "/notifications/bulk", json={"ids": targets, "action": action}, headers=auth("u_locks")
+        )
+
+    calls = [bulk(rng.choice(["read", "unread", "seen", "archive", "unarchive"])) for _ in range(60)]
+    calls += [client.patch(f"/notifications/{path}", headers=auth("u_locks")) for path in ("seen-all", "read-all") * 5]
+    calls += [client.patch("/notifications/archive-all", headers=auth("u_locks")) for _ in range(5)]
+    responses = await asyncio.gather(*calls)
+    assert [response.status_code for response in responses] == [200] * len(calls)

@@ -141,6 +141,7 @@ async def apply_action(
     *,
     ids: Sequence[str] | None = None,
     only_read: bool = False,
+    lock_rows: bool = False,
 ) -> list[str]:
     """Apply ``action`` to the user's visible notifications and write its events; call inside a write transaction.
 
@@ -150,6 +151,11 @@ async def apply_action(
         now: the transaction's time, written to the timestamps it sets.
         ids: only these (None: all the user's notifications).
         only_read: only those already read (``archive-all?read=true``).
+        lock_rows: first lock the rows the action may change, in primary-key order, and change only
+            those (PostgreSQL). Two multi-row UPDATEs lock rows in their own scan order and can
+            deadlock; so can an UPDATE that finds rows committed into its condition after the lock
+            phase. Locking in one order and updating only what was locked leaves no cycle; a row
+            changed concurrently is simply ordered after this change.
 
     Returns:
         The ids whose state changed, each once.
@@ -163,10 +169,19 @@ async def apply_action(
         args.extend(ids)
     if only_read:
         scope.append("is_read = true")
+    changes = TRANSITIONS[action]
+    if lock_rows:
+        candidates = " OR ".join(change.changes for change in changes)
+        locked = await Notification.raw(
+            f"SELECT id FROM notifications WHERE {' AND '.join(scope)} AND ({candidates}) ORDER BY id FOR UPDATE", *args
+        )
+        if not locked:
+            return []
+        scope, args = ["id = ANY({})"], [[row["id"] for row in locked]]
     changed: dict[str, None] = {}
     flags: dict[str, bool] = {}
     became_read: list[str] = []
-    for change in TRANSITIONS[action]:
+    for change in changes:
         rows = await Notification.raw(
             f"UPDATE notifications SET {change.assign}, updated_at = {{}} "
             f"WHERE {' AND '.join(scope)} AND {change.changes} RETURNING id",

@@ -262,7 +262,9 @@ class Inbox:
     ) -> int:
         """Apply in one write transaction with its events; answers how many rows changed."""
         async with self.database.write():
-            changed = await apply_action(user_id, action, utc_now(), ids=ids, only_read=only_read)
+            changed = await apply_action(
+                user_id, action, utc_now(), ids=ids, only_read=only_read, lock_rows=not self.database.is_sqlite
+            )
         if changed:
             self.relay.wake()
         return len(changed)
