@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
@@ -239,3 +240,25 @@ async def test_overlapping_bulk_and_all_changes_never_deadlock(client: httpx.Asy
     calls += [client.patch("/notifications/archive-all", headers=auth("u_locks")) for _ in range(5)]
     responses = await asyncio.gather(*calls)
     assert [response.status_code for response in responses] == [200] * len(calls)
+
+
+async def test_a_scheduled_notification_counts_once_due(
+    client: httpx.AsyncClient, auth: Headers, app: Litestar
+) -> None:
+    """A future notification is in no count; once delivered, counts include it and notification.counts says so."""
+    runtime: Runtime = app.state.runtime
+    await _sign_in(client, auth, "u_due")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    scheduled = (await _create(client, auth, "u_due", scheduledFor=later)).json()
+    assert await _counts(client, auth, "u_due") == {"unseen": 0, "unread": 0, "total": 0}
+    bulk = {"ids": [scheduled["id"]], "action": "read"}
+    assert (await client.patch("/notifications/bulk", json=bulk, headers=auth("u_due"))).json() == {"updated": 0}
+    await Notification.update({Notification.scheduled_for: datetime.now(UTC) - timedelta(seconds=1)}).where(
+        Notification.id == scheduled["id"]
+    )
+    assert await runtime.scheduler.deliver_due() >= 1
+    assert await _counts(client, auth, "u_due") == {"unseen": 1, "unread": 1, "total": 1}
+    await runtime.outbox.drain()
+    history = await runtime.relay.broker.history("user:u_due", None)
+    counts = [msgspec.json.decode(event.data) for event in history.events if event.type == "notification.counts"]
+    assert counts[-1] == {"unseen": 1, "unread": 1, "total": 1}
