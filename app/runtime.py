@@ -21,6 +21,7 @@ from app.platform.settings import Settings
 from app.realtime.edge import RealtimeEdge
 from app.realtime.relay import Relay
 from app.services.deliveries import DeliveryDispatcher
+from app.services.inbox_states import counts_event
 from app.services.insights import CustomerInsightsService
 from app.services.insights_cache import InsightsCache, MemoryInsightsCache, RedisInsightsCache
 from app.services.notifications import Inbox, unread_count_event
@@ -71,7 +72,7 @@ class Runtime:
         self.outbox = OutboxRelay(
             self.database,
             self.relay.publisher,
-            {"notification.unread_count": unread_count_event},
+            {"notification.unread_count": unread_count_event, "notification.counts": counts_event},
             outages=self.outages,
         )
         self.pings = PingRecorder(self.database, self.relay.publisher)

@@ -15,7 +15,9 @@ class Notification(Table, tablename="notifications"):
     """One notification; invisible until ``sent_at`` is set (at once, or when ``scheduled_for`` is due).
 
     ``channels`` and ``metadata`` are JSON and never filtered on in SQL. ``claimed_by`` names the
-    server process that delivered a scheduled notification.
+    server process that delivered a scheduled notification. ``seen_at``, ``read_at`` and
+    ``archived_at`` are the inbox states (SPEC "The inbox"); ``is_read`` stays, always equal to
+    ``read_at IS NOT NULL``, for the clients and the index that read it.
     """
 
     id = Varchar(length=40, primary_key=True)
@@ -27,6 +29,9 @@ class Notification(Table, tablename="notifications"):
     priority = Varchar(length=8)
     metadata = JSON()
     is_read = Boolean(default=False)
+    seen_at = Timestamptz(null=True, default=None)
+    read_at = Timestamptz(null=True, default=None)
+    archived_at = Timestamptz(null=True, default=None)
     scheduled_for = Timestamptz(null=True, default=None)
     sent_at = Timestamptz(null=True, default=None)
     claimed_by = Varchar(length=64, null=True, default=None)

@@ -38,7 +38,7 @@ async def test_create_and_list_newest_first(client: httpx.AsyncClient, auth: Hea
     item = page["items"][0]
     assert set(item) == {
         "id", "userId", "type", "title", "message", "channels", "priority", "metadata",
-        "isRead", "scheduledFor", "sentAt", "createdAt", "updatedAt",
+        "isRead", "scheduledFor", "sentAt", "createdAt", "updatedAt", "isSeen", "seenAt", "readAt", "archivedAt",
     }  # fmt: skip
     assert item["channels"] == ["IN_APP"] and item["metadata"] == {"k": 2} and item["isRead"] is False
     assert item["createdAt"].endswith("Z") and item["sentAt"].endswith("Z") and item["scheduledFor"] is None

@@ -62,7 +62,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "payments": ("id", "order_id", "status", "amount_cents", "currency", "reason", "created_at", "updated_at"),
     "notifications": (
         *("id", "user_id", "type", "title", "message", "channels", "priority", "metadata", "is_read"),
-        *("scheduled_for", "sent_at", "created_at", "updated_at"),
+        *("scheduled_for", "sent_at", "created_at", "updated_at", "seen_at", "read_at"),
     ),
 }
 

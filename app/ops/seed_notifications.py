@@ -76,5 +76,6 @@ def notifications(catalog: Catalog, ledger: OrderLedger, scope: Scope, first: in
         is_read = rng.random() < (0.95 if end - at > 14 * DAY else 0.4)
         sent = at_utc(at)
         content = (kind.value, title, message, json.dumps(list(channels)), priority, json.dumps(metadata), is_read)
-        rows.append((f"ntf_{tag}_{n:09d}", user_id, *content, None, sent, sent, sent))
+        read_at = sent if is_read else None  # read implies seen (SPEC "The inbox"); unread ones stay unseen
+        rows.append((f"ntf_{tag}_{n:09d}", user_id, *content, None, sent, sent, sent, read_at, read_at))
     return rows

@@ -13,7 +13,8 @@ __all__ = ["NotificationView", "notification_view"]
 
 class NotificationView(msgspec.Struct, frozen=True, rename="camel"):
     """``id, userId, type, title, message, channels[], priority, metadata, isRead, scheduledFor, sentAt, createdAt,
-    updatedAt``; ``channels`` and ``metadata`` pass through as the JSON stored, never decoded."""
+    updatedAt`` and the inbox's ``isSeen, seenAt, readAt, archivedAt``; ``channels`` and ``metadata`` pass through
+    as the JSON stored, never decoded."""
 
     id: str
     user_id: str
@@ -28,6 +29,10 @@ class NotificationView(msgspec.Struct, frozen=True, rename="camel"):
     sent_at: str | None
     created_at: str
     updated_at: str
+    is_seen: bool = False
+    seen_at: str | None = None
+    read_at: str | None = None
+    archived_at: str | None = None
 
 
 def _raw(value: Any) -> msgspec.Raw:
@@ -52,4 +57,8 @@ def notification_view(row: dict[str, Any]) -> NotificationView:
         sent_at=rfc3339(row["sent_at"]),
         created_at=rfc3339(row["created_at"]) or "",
         updated_at=rfc3339(row["updated_at"]) or "",
+        is_seen=row.get("seen_at") is not None,
+        seen_at=rfc3339(row.get("seen_at")),
+        read_at=rfc3339(row.get("read_at")),
+        archived_at=rfc3339(row.get("archived_at")),
     )

@@ -1,9 +1,10 @@
-"""The inbox behind the bell: create, list, read, count (SPEC "Notifications").
+"""The inbox behind the bell: create, list, read, seen, archive, count (SPEC "Notifications", "The inbox").
 
 Every change writes its events to the outbox in the same transaction (see ``outbox.py``):
 ``notification.created`` with the whole notification, ``notification.read`` with the ids (or
-``all``), and ``notification.unread_count``, computed when it is published so the last count a
-client receives is never older than the last commit.
+``all``), ``notification.updated`` (see ``inbox_states.py``), and ``notification.unread_count``
+and ``notification.counts``, computed when they are published so the last count a client
+receives is never older than the last commit.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.platform.errors import NotFound, ValidationFailed
 from app.platform.ids import new_id
 from app.platform.pagination import CursorCodec, Page, check_limit
 from app.platform.timefmt import utc_now
+from app.services.inbox_states import InboxAction, InboxCounts, apply_action, inbox_counts
 from app.services.notification_json import NotificationView, notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
 from models.catalog import User
@@ -119,6 +121,7 @@ async def write_notifications(
         await NotificationDelivery.insert(*deliveries)
     for user_id in dict.fromkeys(event.channel for event in events):
         events.append(PendingEvent(user_id, "notification.unread_count"))
+        events.append(PendingEvent(user_id, "notification.counts"))
     await write_events(events)
     return views
 
@@ -172,15 +175,24 @@ class Inbox:
         user_id: str,
         *,
         unread: bool | None = None,
+        seen: bool | None = None,
+        archived: bool = False,
         type: NotificationType | None = None,
         priority: NotificationPriority | None = None,
         cursor: str | None = None,
         limit: int = 20,
     ) -> Page[NotificationView]:
-        """Visible notifications, newest first, keyset-paginated on ``(createdAt, id)``."""
+        """Visible notifications, newest first, keyset-paginated on ``(createdAt, id)``.
+
+        Not archived by default (``notifications_inbox`` is that keyset), the archived ones alone with
+        ``archived=True`` (``notifications_user_created``).
+        """
         limit = check_limit(limit)
-        sql = ["SELECT * FROM notifications WHERE user_id = {} AND sent_at IS NOT NULL"]
+        archived_sql = "AND archived_at IS NOT NULL" if archived else "AND archived_at IS NULL"
+        sql = ["SELECT * FROM notifications WHERE user_id = {} AND sent_at IS NOT NULL", archived_sql]
         args: list[Any] = [user_id]
+        if seen is not None:
+            sql.append("AND seen_at IS NOT NULL" if seen else "AND seen_at IS NULL")
         if unread is not None:
             sql.append("AND is_read = {}")
             args.append(not unread)
@@ -205,26 +217,24 @@ class Inbox:
         return Page(items=items, next_cursor=next_cursor)
 
     async def mark_read(self, user_id: str, notification_id: str) -> NotificationView:
-        """Mark one read (idempotent); 404 when absent, not visible yet, or not the caller's."""
-        now = utc_now()
-        async with self.database.write():
-            changed = await Notification.raw(
-                "UPDATE notifications SET is_read = true, updated_at = {} "
-                "WHERE id = {} AND user_id = {} AND sent_at IS NOT NULL AND is_read = false RETURNING id",
-                now,
-                notification_id,
-                user_id,
-            )
-            if changed:
-                channel = f"user:{user_id}"
-                await write_events(
-                    [
-                        PendingEvent(channel, "notification.read", {"ids": [notification_id]}),
-                        PendingEvent(channel, "notification.unread_count"),
-                    ]
-                )
-        if changed:
-            self.relay.wake()
+        """Mark one read, and so seen (idempotent); 404 when absent, not visible yet, or not the caller's."""
+        return await self.change_one(user_id, notification_id, InboxAction.READ)
+
+    async def mark_all_read(self, user_id: str) -> int:
+        """Mark every visible unread notification read in one statement; answers how many changed.
+
+        A notification committed while this runs is either updated here (and counted) or left unread
+        and counted by the unread count published after it: never lost between the two.
+        """
+        return await self.change_all(user_id, InboxAction.READ)
+
+    async def change_one(self, user_id: str, notification_id: str, action: InboxAction) -> NotificationView:
+        """Apply ``action`` to one notification (idempotent) and answer it.
+
+        Raises:
+            NotFound: absent, not visible yet, or not the caller's.
+        """
+        await self._apply(user_id, action, ids=[notification_id])
         row = (
             await Notification.select(*Notification.all_columns(), Notification.user.as_alias("user_id"))
             .where((Notification.id == notification_id) & (Notification.user == user_id))
@@ -235,27 +245,26 @@ class Inbox:
             raise NotFound(f"no notification {notification_id}")
         return notification_view(row)
 
-    async def mark_all_read(self, user_id: str) -> int:
-        """Mark every visible unread notification read in one statement; answers how many changed.
+    async def change_all(self, user_id: str, action: InboxAction, *, only_read: bool = False) -> int:
+        """Apply ``action`` to all the caller's notifications (``only_read``: the read ones); answers the changed."""
+        return await self._apply(user_id, action, only_read=only_read)
 
-        A notification committed while this runs is either updated here (and counted) or left unread
-        and counted by the unread count published after it: never lost between the two.
-        """
+    async def change_many(self, user_id: str, ids: Sequence[str], action: InboxAction) -> int:
+        """Apply ``action`` to those of ``ids`` that are the caller's (others skipped); answers how many changed."""
+        return await self._apply(user_id, action, ids=tuple(dict.fromkeys(ids)))
+
+    async def counts(self, user_id: str) -> InboxCounts:
+        """``unseen``, ``unread`` and ``total`` over the caller's not-archived visible notifications."""
+        return await inbox_counts(user_id)
+
+    async def _apply(
+        self, user_id: str, action: InboxAction, *, ids: Sequence[str] | None = None, only_read: bool = False
+    ) -> int:
+        """Apply in one write transaction with its events; answers how many rows changed."""
         async with self.database.write():
-            changed = await Notification.raw(
-                "UPDATE notifications SET is_read = true, updated_at = {} "
-                "WHERE user_id = {} AND is_read = false AND sent_at IS NOT NULL RETURNING id",
-                utc_now(),
-                user_id,
+            changed = await apply_action(
+                user_id, action, utc_now(), ids=ids, only_read=only_read, lock_rows=not self.database.is_sqlite
             )
-            if changed:
-                channel = f"user:{user_id}"
-                await write_events(
-                    [
-                        PendingEvent(channel, "notification.read", {"all": True}),
-                        PendingEvent(channel, "notification.unread_count"),
-                    ]
-                )
         if changed:
             self.relay.wake()
         return len(changed)

@@ -75,6 +75,7 @@ class ScheduledDelivery:
             ]
             for user_id in dict.fromkeys(row["user_id"] for row in rows):
                 events.append(PendingEvent(f"user:{user_id}", "notification.unread_count"))
+                events.append(PendingEvent(f"user:{user_id}", "notification.counts"))
             await write_events(events)
         if rows:
             self.delivered += len(rows)

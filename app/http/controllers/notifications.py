@@ -1,9 +1,13 @@
-"""Notifications REST (SPEC "Notifications"): always the caller's own; creation for admins and services."""
+"""Notifications REST (SPEC "Notifications", "The inbox"): always the caller's own; creation for admins and services.
+
+The static paths (``/counts``, ``/seen-all``, ``/bulk`` ...) are one segment deep and the
+per-notification ones (``/{id}/read`` ...) two, so no static path can be taken for an id.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
@@ -15,11 +19,12 @@ from app.http.openapi import problems
 from app.platform.auth import Identity, require_roles
 from app.platform.errors import ValidationFailed
 from app.platform.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.services.inbox_states import InboxAction, InboxCounts
 from app.services.notification_json import NotificationView
 from app.services.notifications import Inbox, NotificationDraft, unread_count
 from models.enums import DeliveryMedium, NotificationPriority, NotificationType, Role
 
-__all__ = ["CreateNotification", "NotificationsController"]
+__all__ = ["BulkChange", "CreateNotification", "NotificationsController"]
 
 
 MAX_METADATA_BYTES = 16 * 1024
@@ -53,6 +58,17 @@ class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True
         return errors
 
 
+class BulkChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``PATCH /notifications/bulk``: 1..100 ids and what to do to them.
+
+    The ids themselves are not constrained: one that is no notification of the caller's (empty,
+    unknown, someone else's) is skipped like any other (SPEC), and the body limit bounds their size.
+    """
+
+    ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=100)]
+    action: InboxAction
+
+
 class UnreadCount(msgspec.Struct, frozen=True):
     """``{"count": n}``."""
 
@@ -65,8 +81,8 @@ class Updated(msgspec.Struct, frozen=True):
     updated: int
 
 
-def _etag(count: int) -> str:
-    return f'"unread-{count}"'
+Body = TypeVar("Body")
+NOT_MODIFIED = {304: ResponseSpec(None, description="Not modified: the counts are those of the ETag sent")}
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -74,6 +90,17 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     candidates = {candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")}
     return etag in candidates or "*" in candidates
+
+
+def _conditional(body: Body, etag: str, if_none_match: str | None) -> Response[Body | None]:
+    """``body`` with its ETag, or an empty 304 when the client already holds that ETag (cheap polling)."""
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _matches(if_none_match, etag):
+        return Response(None, status_code=304, headers=headers)
+    return Response(body, headers=headers)
+
+
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match")]
 
 
 class NotificationsController(Controller):
@@ -88,41 +115,85 @@ class NotificationsController(Controller):
         request: Request[Identity, Any, Any],
         inbox: NamedDependency[Inbox],
         unread: FromQuery[bool | None] = None,
+        seen: FromQuery[bool | None] = None,
+        archived: FromQuery[bool] = False,
         type: FromQuery[NotificationType | None] = None,
         priority: FromQuery[NotificationPriority | None] = None,
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[NotificationView]:
         return await inbox.list(
-            request.user.user_id, unread=unread, type=type, priority=priority, cursor=cursor, limit=limit
+            request.user.user_id,
+            unread=unread,
+            seen=seen,
+            archived=archived,
+            type=type,
+            priority=priority,
+            cursor=cursor,
+            limit=limit,
         )
 
-    @get(
-        "/unread-count",
-        summary="Exact unread count, with ETag / If-None-Match (304)",
-        responses={304: ResponseSpec(None, description="Not modified: the count is the one of the ETag sent")},
-    )
+    @get("/unread-count", summary="Exact unread count, with ETag / If-None-Match (304)", responses=NOT_MODIFIED)
     async def unread_count(
-        self,
-        request: Request[Identity, Any, Any],
-        if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+        self, request: Request[Identity, Any, Any], if_none_match: IfNoneMatch = None
     ) -> Response[UnreadCount | None]:
         count = await unread_count(request.user.user_id)
-        etag = _etag(count)
-        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-        if _matches(if_none_match, etag):
-            return Response(None, status_code=304, headers=headers)
-        return Response(UnreadCount(count), headers=headers)
+        return _conditional(UnreadCount(count), f'"unread-{count}"', if_none_match)
+
+    @get(
+        "/counts",
+        summary="Exact unseen, unread and total of the not-archived, with ETag / If-None-Match (304)",
+        responses=NOT_MODIFIED,
+    )
+    async def counts(
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], if_none_match: IfNoneMatch = None
+    ) -> Response[InboxCounts | None]:
+        counts = await inbox.counts(request.user.user_id)
+        return _conditional(counts, f'"counts-{counts.unseen}-{counts.unread}-{counts.total}"', if_none_match)
 
     @patch("/read-all", summary="Mark every notification read")
     async def read_all(self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox]) -> Updated:
         return Updated(await inbox.mark_all_read(request.user.user_id))
 
-    @patch("/{notification_id:str}/read", summary="Mark one notification read (idempotent)")
+    @patch("/seen-all", summary="Mark every notification seen")
+    async def seen_all(self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox]) -> Updated:
+        return Updated(await inbox.change_all(request.user.user_id, InboxAction.SEEN))
+
+    @patch("/archive-all", summary="Archive every notification (read=true: only the read ones)")
+    async def archive_all(
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], read: FromQuery[bool] = False
+    ) -> Updated:
+        return Updated(await inbox.change_all(request.user.user_id, InboxAction.ARCHIVE, only_read=read))
+
+    @patch("/bulk", summary="Apply one action to 1..100 notifications; ids that are not the caller's are skipped")
+    async def bulk(
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], data: JSONBody[BulkChange]
+    ) -> Updated:
+        return Updated(await inbox.change_many(request.user.user_id, data.ids, data.action))
+
+    @patch("/{notification_id:str}/read", summary="Mark one notification read, and so seen (idempotent)")
     async def read_one(
         self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
     ) -> NotificationView:
         return await inbox.mark_read(request.user.user_id, notification_id)
+
+    @patch("/{notification_id:str}/unread", summary="Mark one notification unread (idempotent; it stays seen)")
+    async def unread_one(
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
+    ) -> NotificationView:
+        return await inbox.change_one(request.user.user_id, notification_id, InboxAction.UNREAD)
+
+    @patch("/{notification_id:str}/archive", summary="Archive one notification (idempotent)")
+    async def archive_one(
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
+    ) -> NotificationView:
+        return await inbox.change_one(request.user.user_id, notification_id, InboxAction.ARCHIVE)
+
+    @patch("/{notification_id:str}/unarchive", summary="Bring one archived notification back (idempotent)")
+    async def unarchive_one(
+        self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
+    ) -> NotificationView:
+        return await inbox.change_one(request.user.user_id, notification_id, InboxAction.UNARCHIVE)
 
     @post(
         "/",
