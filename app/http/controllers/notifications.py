@@ -104,7 +104,7 @@ IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match")]
 
 
 class NotificationsController(Controller):
-    """The bell: list, unread count, mark read; and creation by admins and services."""
+    """The bell: list, counts, seen, read, unread, archive (one, all, bulk); and creation by admins and services."""
 
     path = "/notifications"
     tags = ("notifications",)
