@@ -1,10 +1,12 @@
-"""REST hot paths of the bell: ``GET /notifications/unread-count`` and the first page of ``GET /notifications``.
+"""REST hot paths of the bell: ``unread-count``, ``counts`` (each also revalidated: 304) and the first page.
 
 ``python -m bench.notifications_rest`` seeds 1,000,000 notifications over 10,000 customers into a
 PostgreSQL database (once; ``--skip-seed`` reuses it), serves it with ``python -m app serve`` pinned
 to core 0, and drives each endpoint with wrk (``apt-get install wrk``) pinned to core 1, every
-request with the token of a random user. It prints requests/s and the latency distribution, and
-the EXPLAIN ANALYZE of both queries for the user with the most notifications.
+request with the token of one user in turn. ``unread-count`` and ``counts`` are measured twice:
+fresh (200 with a body) and revalidated, each request carrying its user's ``If-None-Match`` (304,
+how a polling bell mostly sees them). It prints requests/s and the latency distribution, and the
+EXPLAIN ANALYZE of the queries for the user with the most notifications.
 """
 
 from __future__ import annotations
@@ -23,22 +25,39 @@ import asyncpg
 import httpx
 import jwt
 
+from app.services.inbox_states import VISIBLE
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-notifications-secret-0123456789abcdef"
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 COUNT_SQL = "SELECT count(*) FROM notifications WHERE user_id = $1 AND is_read = false AND sent_at IS NOT NULL"
+COUNTS_SQL = (  # what GET /notifications/counts runs (app/services/inbox_states.py)
+    "SELECT (SELECT count(*) FROM notifications WHERE user_id = $1 AND seen_at IS NULL AND {v}) AS unseen,"
+    " (SELECT count(*) FROM notifications WHERE user_id = $1 AND is_read = false AND {v}) AS unread,"
+    " (SELECT count(*) FROM notifications WHERE user_id = $1 AND {v}) AS total"
+)
 PAGE_SQL = (
     "SELECT * FROM notifications WHERE user_id = $1 AND sent_at IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 21"
 )
 WRK_SCRIPT = """
 tokens = {%s}
+etags = {%s}
 counter = 0
 request = function()
   counter = counter + 1
-  local token = tokens[(counter %% #tokens) + 1]
-  return wrk.format("GET", "%s", {["Authorization"] = "Bearer " .. token})
+  local i = (counter %% #tokens) + 1
+  local headers = {["Authorization"] = "Bearer " .. tokens[i]}
+  if #etags > 0 then headers["If-None-Match"] = etags[i] end
+  return wrk.format("GET", "%s", headers)
 end
 """
+ENDPOINTS = (
+    ("/notifications/unread-count", False),
+    ("/notifications/unread-count", True),
+    ("/notifications/counts", False),
+    ("/notifications/counts", True),
+    ("/notifications?limit=20", False),
+)
 
 
 def _database_url(name: str) -> str:
@@ -79,7 +98,7 @@ async def _explain(name: str) -> str:
             "SELECT user_id FROM notifications GROUP BY user_id ORDER BY count(*) DESC LIMIT 1"
         )
         plans = []
-        for sql in (COUNT_SQL, PAGE_SQL):
+        for sql in (COUNT_SQL, COUNTS_SQL.format(v=VISIBLE), PAGE_SQL):
             rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, heaviest)
             plans.append(sql.replace("$1", f"'{heaviest}'") + "\n" + "\n".join(row[0] for row in rows))
         return "\n\n".join(plans)
@@ -121,9 +140,21 @@ def _wait_healthy(base: str, deadline_seconds: float = 30.0) -> None:
     raise SystemExit(f"server at {base} did not start")
 
 
-def _wrk(base: str, path: str, tokens: list[str], seconds: int, connections: int) -> tuple[float, dict[str, str]]:
+def _etags(base: str, path: str, tokens: list[str]) -> list[str]:
+    """Each user's current ETag of ``path``: what their next poll sends as ``If-None-Match``."""
+    with httpx.Client(base_url=base) as client:
+        return [client.get(path, headers={"Authorization": f"Bearer {token}"}).headers["etag"] for token in tokens]
+
+
+def _lua_strings(values: list[str]) -> str:
+    return ",".join("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'" for value in values)
+
+
+def _wrk(
+    base: str, path: str, tokens: list[str], seconds: int, connections: int, etags: list[str] | None = None
+) -> tuple[float, dict[str, str]]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT % (",".join(f'"{token}"' for token in tokens), path))
+        script.write(WRK_SCRIPT % (_lua_strings(tokens), _lua_strings(etags or []), path))
     command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s"]
     output = subprocess.run([*command, script.name, base], capture_output=True, text=True, check=True).stdout
     Path(script.name).unlink()
@@ -163,12 +194,14 @@ def main(argv: list[str] | None = None) -> None:
             for token in tokens:
                 client.get("/notifications/unread-count", headers={"Authorization": f"Bearer {token}"})
         print(f"{len(tokens)} users, {args.connections} connections, {args.seconds} s per endpoint, server on core 0")
-        print(f"{'endpoint':<34} {'req/s':>9} {'p50':>9} {'p75':>9} {'p90':>9} {'p99':>9}")
-        for path in ("/notifications/unread-count", "/notifications?limit=20"):
-            rate, latency = _wrk(base, path, tokens, args.seconds, args.connections)
+        print(f"{'endpoint':<40} {'req/s':>9} {'p50':>9} {'p75':>9} {'p90':>9} {'p99':>9}")
+        for path, revalidated in ENDPOINTS:
+            etags = _etags(base, path, tokens) if revalidated else None
+            rate, latency = _wrk(base, path, tokens, args.seconds, args.connections, etags)
             cells = " ".join(f"{latency.get(p, '-'):>9}" for p in ("50", "75", "90", "99"))
+            label = f"{path} (304)" if revalidated else path
             print(
-                f"{path:<34} {rate:>9.0f} {cells}"
+                f"{label:<40} {rate:>9.0f} {cells}"
                 + (f"  non-2xx: {latency['non-2xx']}" if "non-2xx" in latency else "")
             )
     finally:
