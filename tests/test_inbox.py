@@ -262,3 +262,38 @@ async def test_a_scheduled_notification_counts_once_due(
     history = await runtime.relay.broker.history("user:u_due", None)
     counts = [msgspec.json.decode(event.data) for event in history.events if event.type == "notification.counts"]
     assert counts[-1] == {"unseen": 1, "unread": 1, "total": 1}
+
+
+async def test_the_counts_etag_moves_with_every_change_of_a_count_and_only_then(
+    client: httpx.AsyncClient, auth: Headers, app: Litestar
+) -> None:
+    """The counts ETag (the inbox version) changes on a create, a state change and a due scheduled one; not on no-ops."""
+    runtime: Runtime = app.state.runtime
+    await _sign_in(client, auth, "u_tag")
+
+    async def current() -> str:
+        response = await client.get("/notifications/counts", headers=auth("u_tag"))
+        assert response.status_code == 200
+        return response.headers["etag"]
+
+    async def still_current(etag: str) -> bool:
+        response = await client.get("/notifications/counts", headers={**auth("u_tag"), "If-None-Match": etag})
+        return response.status_code == 304
+
+    empty = await current()
+    [notification_id] = await _ids(client, auth, "u_tag", 1)
+    created = await current()
+    assert created != empty and not await still_current(empty)
+    await client.patch(f"/notifications/{notification_id}/read", headers=auth("u_tag"))
+    read = await current()
+    assert read != created
+    await client.patch(f"/notifications/{notification_id}/read", headers=auth("u_tag"))  # a repeat changes nothing
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    scheduled = (await _create(client, auth, "u_tag", scheduledFor=later)).json()  # not visible: in no count yet
+    assert await still_current(read)
+    await Notification.update({Notification.scheduled_for: datetime.now(UTC) - timedelta(seconds=1)}).where(
+        Notification.id == scheduled["id"]
+    )
+    assert await runtime.scheduler.deliver_due() >= 1
+    assert not await still_current(read)
+    assert await _counts(client, auth, "u_tag") == {"unseen": 1, "unread": 1, "total": 2}

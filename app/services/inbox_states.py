@@ -19,6 +19,11 @@ Every change writes, in its own transaction: ``notification.read`` when rows bec
 before the inbox), ``notification.updated`` with the ids (or ``all``) and the flags that changed,
 ``notification.unread_count`` when read state changed, and ``notification.counts``. The two counts
 are resolved when published (see ``outbox.py``), so the last count a client gets is never stale.
+
+Whatever moves a user's counts (a create, a scheduled notification coming due, a state change)
+announces it through :func:`counts_moved`, which also bumps ``users.inbox_version`` in the same
+transaction. The version is the ETag of ``GET /notifications/counts``: a poll whose
+``If-None-Match`` still names it is a 304 after one primary-key read, without counting anything.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from enum import StrEnum
 import msgspec
 
 from app.services.outbox import PendingEvent, write_events
+from models.catalog import User
 from models.notifications import Notification
 
 __all__ = [
@@ -40,7 +46,10 @@ __all__ = [
     "NotificationsUpdated",
     "apply_action",
     "counts_event",
+    "counts_moved",
+    "counts_version",
     "inbox_counts",
+    "inbox_counts_and_version",
 ]
 
 IDS_PER_EVENT = 500  # ~20 KiB of ids: well inside EVENT_MAX_BYTES' 64 KiB default
@@ -49,7 +58,8 @@ _COUNTS = (
     "SELECT"
     f" (SELECT count(*) FROM notifications WHERE user_id = {{}} AND seen_at IS NULL AND {VISIBLE}) AS unseen,"
     f" (SELECT count(*) FROM notifications WHERE user_id = {{}} AND is_read = false AND {VISIBLE}) AS unread,"
-    f" (SELECT count(*) FROM notifications WHERE user_id = {{}} AND {VISIBLE}) AS total"
+    f" (SELECT count(*) FROM notifications WHERE user_id = {{}} AND {VISIBLE}) AS total,"
+    " (SELECT inbox_version FROM users WHERE id = {}) AS version"
 )
 
 
@@ -110,8 +120,34 @@ class NotificationsUpdated(msgspec.Struct, frozen=True, omit_defaults=True, rena
 
 async def inbox_counts(user_id: str) -> InboxCounts:
     """The three counts in one statement (one snapshot), each served by a partial index."""
-    rows = await Notification.raw(_COUNTS, user_id, user_id, user_id)
-    return InboxCounts(unseen=int(rows[0]["unseen"]), unread=int(rows[0]["unread"]), total=int(rows[0]["total"]))
+    return (await inbox_counts_and_version(user_id))[0]
+
+
+async def inbox_counts_and_version(user_id: str) -> tuple[InboxCounts, int]:
+    """The counts and the inbox version they belong to, read in one statement (one snapshot)."""
+    rows = await Notification.raw(_COUNTS, user_id, user_id, user_id, user_id)
+    row = rows[0]
+    counts = InboxCounts(unseen=int(row["unseen"]), unread=int(row["unread"]), total=int(row["total"]))
+    return counts, int(row["version"] or 0)
+
+
+async def counts_version(user_id: str) -> int:
+    """The user's inbox version: it changes whenever one of their counts may have (see the module's doc)."""
+    rows = await User.select(User.inbox_version).where(User.id == user_id)
+    return int(rows[0]["inbox_version"]) if rows else 0
+
+
+async def counts_moved(user_ids: Sequence[str]) -> list[PendingEvent]:
+    """Bump these users' inbox versions and answer their ``notification.counts`` events; call inside the write.
+
+    The rows are updated in id order, as every writer does, so two writers never wait on each other
+    in a circle.
+    """
+    users = sorted(set(user_ids))
+    if not users:
+        return []
+    await User.update({User.inbox_version: User.inbox_version + 1}, force=True).where(User.id.is_in(users))
+    return [PendingEvent(f"user:{user_id}", "notification.counts") for user_id in users]
 
 
 async def counts_event(channel: str) -> InboxCounts:
@@ -195,7 +231,9 @@ async def apply_action(
             if change is READ:
                 became_read = [row["id"] for row in rows]
     if changed:
-        await write_events(_events(user_id, list(changed), flags, became_read, every=ids is None and not only_read))
+        events = _events(user_id, list(changed), flags, became_read, every=ids is None and not only_read)
+        events.extend(await counts_moved([user_id]))  # every flag moves at least one of the counts
+        await write_events(events)
     return list(changed)
 
 
@@ -211,5 +249,4 @@ def _events(
     events.extend(PendingEvent(channel, "notification.updated", data) for data in updates)
     if "isRead" in flags:
         events.append(PendingEvent(channel, "notification.unread_count"))
-    events.append(PendingEvent(channel, "notification.counts"))  # every flag moves at least one of the counts
     return events

@@ -20,7 +20,14 @@ from app.platform.errors import NotFound, ValidationFailed
 from app.platform.ids import new_id
 from app.platform.pagination import CursorCodec, Page, check_limit
 from app.platform.timefmt import utc_now
-from app.services.inbox_states import InboxAction, InboxCounts, apply_action, inbox_counts
+from app.services.inbox_states import (
+    InboxAction,
+    InboxCounts,
+    apply_action,
+    counts_moved,
+    counts_version,
+    inbox_counts_and_version,
+)
 from app.services.notification_json import NotificationView, notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
 from models.catalog import User
@@ -119,9 +126,9 @@ async def write_notifications(
     await Notification.insert(*rows)
     if deliveries:
         await NotificationDelivery.insert(*deliveries)
-    for user_id in dict.fromkeys(event.channel for event in events):
-        events.append(PendingEvent(user_id, "notification.unread_count"))
-        events.append(PendingEvent(user_id, "notification.counts"))
+    channels = list(dict.fromkeys(event.channel for event in events))
+    events.extend(PendingEvent(channel, "notification.unread_count") for channel in channels)
+    events.extend(await counts_moved([channel.removeprefix("user:") for channel in channels]))
     await write_events(events)
     return views
 
@@ -253,9 +260,13 @@ class Inbox:
         """Apply ``action`` to those of ``ids`` that are the caller's (others skipped); answers how many changed."""
         return await self._apply(user_id, action, ids=tuple(dict.fromkeys(ids)))
 
-    async def counts(self, user_id: str) -> InboxCounts:
-        """``unseen``, ``unread`` and ``total`` over the caller's not-archived visible notifications."""
-        return await inbox_counts(user_id)
+    async def counts(self, user_id: str) -> tuple[InboxCounts, int]:
+        """The caller's ``unseen``, ``unread`` and ``total`` (not-archived, visible) and their inbox version."""
+        return await inbox_counts_and_version(user_id)
+
+    async def counts_version(self, user_id: str) -> int:
+        """The version of the caller's counts: unchanged means the counts are (the ETag of ``/counts``)."""
+        return await counts_version(user_id)
 
     async def _apply(
         self, user_id: str, action: InboxAction, *, ids: Sequence[str] | None = None, only_read: bool = False

@@ -17,6 +17,7 @@ from app.platform.database import Database
 from app.platform.outages import OutageLog
 from app.platform.timefmt import utc_now
 from app.services.background import BackgroundLoop
+from app.services.inbox_states import counts_moved
 from app.services.notification_json import notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
 from models.notifications import Notification
@@ -73,9 +74,9 @@ class ScheduledDelivery:
             events = [
                 PendingEvent(f"user:{row['user_id']}", "notification.created", notification_view(row)) for row in rows
             ]
-            for user_id in dict.fromkeys(row["user_id"] for row in rows):
-                events.append(PendingEvent(f"user:{user_id}", "notification.unread_count"))
-                events.append(PendingEvent(f"user:{user_id}", "notification.counts"))
+            users = list(dict.fromkeys(row["user_id"] for row in rows))
+            events.extend(PendingEvent(f"user:{user_id}", "notification.unread_count") for user_id in users)
+            events.extend(await counts_moved(users))
             await write_events(events)
         if rows:
             self.delivered += len(rows)

@@ -94,10 +94,22 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 def _conditional(body: Body, etag: str, if_none_match: str | None) -> Response[Body | None]:
     """``body`` with its ETag, or an empty 304 when the client already holds that ETag (cheap polling)."""
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _matches(if_none_match, etag):
-        return Response(None, status_code=304, headers=headers)
-    return Response(body, headers=headers)
+        return _not_modified(etag)
+    return Response(body, headers=_validator_headers(etag))
+
+
+def _not_modified(etag: str) -> Response[Any]:
+    return Response(None, status_code=304, headers=_validator_headers(etag))
+
+
+def _validator_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": "private, no-cache"}
+
+
+def _counts_tag(version: int) -> str:
+    """``/counts``'s ETag: the inbox version, which changes with every change to any of the three counts."""
+    return f'"counts-v{version}"'
 
 
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match")]
@@ -148,8 +160,13 @@ class NotificationsController(Controller):
     async def counts(
         self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], if_none_match: IfNoneMatch = None
     ) -> Response[InboxCounts | None]:
-        counts = await inbox.counts(request.user.user_id)
-        return _conditional(counts, f'"counts-{counts.unseen}-{counts.unread}-{counts.total}"', if_none_match)
+        user_id = request.user.user_id
+        if if_none_match is not None:  # a poll: one primary-key read decides, nothing is counted
+            etag = _counts_tag(await inbox.counts_version(user_id))
+            if _matches(if_none_match, etag):
+                return _not_modified(etag)
+        counts, version = await inbox.counts(user_id)
+        return _conditional(counts, _counts_tag(version), if_none_match)
 
     @patch("/read-all", summary="Mark every notification read")
     async def read_all(self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox]) -> Updated:
