@@ -81,7 +81,7 @@ function isOpen() {
 function applyState(li, { isRead, isSeen }) {
   if (isRead !== undefined) {
     li.classList.toggle("unread", !isRead);
-    li.querySelector(".open").setAttribute("aria-label", `${isRead ? "" : "Unread: "}${li.dataset.title}`);
+    li.querySelector(".state").textContent = isRead ? "" : "Unread: "; // for screen readers; the dot says it on screen
   }
   if (isSeen !== undefined) li.dataset.seen = String(isSeen);
 }
@@ -89,8 +89,7 @@ function applyState(li, { isRead, isSeen }) {
 function renderNotification(n) {
   const li = document.createElement("li");
   li.dataset.id = n.id;
-  li.dataset.title = n.title;
-  li.innerHTML = `<button type="button" class="open"><strong></strong><span class="message"></span><small></small></button>
+  li.innerHTML = `<button type="button" class="open"><span class="state sr-only"></span><strong></strong><span class="message"></span><small></small></button>
     <button type="button" class="archive">Archive</button>`;
   li.querySelector("strong").textContent = n.title;
   li.querySelector(".message").textContent = n.message;
