@@ -14,9 +14,16 @@ from litestar import Litestar
 from playwright.async_api import expect
 
 from app.main import create_app
+from app.runtime import Runtime
 from app.seeding import SeedPlan, run_seed
+from app.services.notifications import NotificationDraft, write_notifications
 from app.settings import Settings
+from models.enums import NotificationPriority, NotificationType
+from models.notifications import OutboxEvent
+from tests.asgi import lifespan_running
 from tests.live import serving
+from tests.processes import free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.browser
 Headers = Callable[..., dict[str, str]]
@@ -25,11 +32,17 @@ WAIT = 15_000  # milliseconds: a bound on each wait for a condition, never a sle
 
 
 @pytest.fixture
-async def demo_base(make_settings: Callable[..., Settings], tmp_path: Any) -> AsyncIterator[str]:
-    """A live server on a fresh SQLite file with the demo data `make run` seeds."""
+async def demo_settings(make_settings: Callable[..., Settings], tmp_path: Any) -> Settings:
+    """Settings on a fresh SQLite file with the demo data `make run` seeds."""
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     await run_seed(url, SeedPlan.sized(orders=20, notifications=10), show_progress=False)
-    settings = make_settings(DATABASE_URL=url)
+    return make_settings(DATABASE_URL=url)
+
+
+@pytest.fixture
+async def demo_base(demo_settings: Settings) -> AsyncIterator[str]:
+    """A live server on ``demo_settings``."""
+    settings = demo_settings
     app: Litestar = create_app(settings)
     async with serving(app, settings) as address:
         yield f"http://{address}"
@@ -80,7 +93,7 @@ async def _no_page_errors(page_errors: list[str]) -> AsyncIterator[None]:
 
 async def _new_page(browser: Any, errors: list[str]) -> Any:
     page = await browser.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("pageerror", lambda error: errors.append(str(error) + (error.stack or "")))
     return page
 
 
@@ -226,3 +239,47 @@ async def test_preferences_panel(
     # "Saved" is shown once the PATCH answered: the server has the change by then.
     assert (await rest("GET", "/notifications/preferences")).json()["channels"]["EMAIL"] is not channels["EMAIL"]
     await expect(email).to_be_checked(checked=not channels["EMAIL"])
+
+
+async def test_counts_refetched_after_reconnect_with_if_none_match(
+    browser: Any, demo_settings: Settings, page_errors: list[str]
+) -> None:
+    """After a reconnect the counts are fetched again: a 304 when nothing changed, the new ones when something did.
+
+    The in-process broker forgets its history on a restart, so what was written while the server was down is never
+    pushed: only the refetch brings it.
+    """
+    port = free_port()
+    counts_answers: list[tuple[int, str | None]] = []
+    async with serving(create_app(demo_settings), demo_settings, port) as address:
+        page = await _open_demo(browser, page_errors, f"http://{address}")
+        unseen = int(await page.evaluate("document.body.dataset.unseen"))
+        page.on(
+            "response",
+            lambda r: (
+                counts_answers.append((r.status, r.request.headers.get("if-none-match")))
+                if r.url.endswith("/notifications/counts")
+                else None
+            ),
+        )
+    async with serving(create_app(demo_settings), demo_settings, port):
+        # Sent with the ETag it held, and answered 304: the counts did not change.
+        await eventually(
+            lambda: any(status == 304 and etag for status, etag in counts_answers), what="a 304", within=WAIT / 1000
+        )
+    # While the server is down another process commits a notification, its events marked sent: never pushed.
+    writer: Litestar = create_app(demo_settings)
+    runtime: Runtime = writer.state.runtime
+    draft = NotificationDraft(
+        user_id=USER,
+        type=NotificationType.ACCOUNT_UPDATED,
+        title="While you were away",
+        message="m",
+        priority=NotificationPriority.LOW,
+    )
+    async with lifespan_running(writer), runtime.database.write():
+        [missed] = await write_notifications([draft], frozenset())
+        await OutboxEvent.update({OutboxEvent.sent_at: OutboxEvent.created_at}, force=True)
+    async with serving(create_app(demo_settings), demo_settings, port):
+        await _expect_unseen(page, unseen + 1)
+        await expect(_item(page, missed.id)).to_have_count(1)  # the list came back by onResync

@@ -14,6 +14,12 @@ function request(path, init = {}) {
   return fetch(path, { ...init, headers });
 }
 
+/** Work the page does not wait for (a refetch, a mark-seen, a click's PATCH) may fail while the server is away:
+ *  say so in the console, not as an uncaught rejection; the next event, reconnect or resync brings the page back. */
+function quietly(promise) {
+  promise.catch((error) => console.warn(`demo: ${error.message}`));
+}
+
 async function api(path, init = {}) {
   const response = await request(path, init);
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
@@ -41,12 +47,12 @@ async function signIn(userId) {
       $("connection").className = `pill ${status}`;
       document.body.dataset.transport = status;
     },
-    onResync: (channel) => (channel.startsWith("order:") ? loadTracking(state.order) : loadNotifications()),
+    onResync: (channel) => quietly(channel.startsWith("order:") ? loadTracking(state.order) : loadNotifications()),
     // The badge: fetched at start and after every reconnect, then live from notification.counts.
     onCounts: (counts) => {
       showCounts(counts);
       // Polling sees the counts move but no events: refetch the list then.
-      if (state.client && state.client.transport === "polling") loadNotifications();
+      if (state.client && state.client.transport === "polling") quietly(loadNotifications());
     },
     ...(transports ? { transports } : {}),
   });
@@ -97,11 +103,10 @@ function renderNotification(n) {
   li.querySelector(".archive").setAttribute("aria-label", `Archive: ${n.title}`);
   applyState(li, { isRead: n.isRead, isSeen: n.isSeen });
   // Opening one reads it (and so sees it); the answer is the notification after the change.
-  li.querySelector(".open").onclick = async () => applyState(li, await api(`/notifications/${n.id}/read`, { method: "PATCH" }));
-  li.querySelector(".archive").onclick = async () => {
-    await api(`/notifications/${n.id}/archive`, { method: "PATCH" });
-    removeItem(li);
-  };
+  li.querySelector(".open").onclick = () =>
+    quietly(api(`/notifications/${n.id}/read`, { method: "PATCH" }).then((after) => applyState(li, after)));
+  li.querySelector(".archive").onclick = () =>
+    quietly(api(`/notifications/${n.id}/archive`, { method: "PATCH" }).then(() => removeItem(li)));
   return li;
 }
 
@@ -129,7 +134,7 @@ async function loadNotifications() {
 
 /** What the open list shows is seen: all of it when the bell opens, then each one that arrives while it is open. */
 function markSeen(ids) {
-  if (ids.length) api("/notifications/bulk", { method: "PATCH", body: JSON.stringify({ ids, action: "seen" }) });
+  if (ids.length) quietly(api("/notifications/bulk", { method: "PATCH", body: JSON.stringify({ ids, action: "seen" }) }));
 }
 
 function onUserEvent(event) {
@@ -142,7 +147,7 @@ function onUserEvent(event) {
   } else if (event.type === "notification.updated") {
     const targets = [...$("notifications").children].filter((li) => data.all || (data.ids || []).includes(li.dataset.id));
     if (data.isArchived === true) targets.forEach(removeItem);
-    else if (data.isArchived === false) loadNotifications(); // back from the archive: the event does not carry it
+    else if (data.isArchived === false) quietly(loadNotifications()); // back from the archive: the event does not carry it
     for (const li of targets) applyState(li, { isRead: data.isRead, isSeen: data.isSeen });
   } else if (event.type === "notification.unread_count") {
     setUnread(data.count);
@@ -153,9 +158,11 @@ function onUserEvent(event) {
     }
   } else if (event.type === "order.created" || event.type === "order.status_changed") {
     const moving = ["SHIPPED", "OUT_FOR_DELIVERY"].includes(data.toStatus);
-    loadOrders().then(() => {
-      if (moving && data.orderId !== state.order) selectOrder(data.orderId);
-    });
+    quietly(
+      loadOrders().then(() => {
+        if (moving && data.orderId !== state.order) return selectOrder(data.orderId);
+      }),
+    );
   }
 }
 
@@ -163,7 +170,7 @@ function setOpen(open) {
   $("dropdown").hidden = !open;
   $("bell").setAttribute("aria-expanded", String(open));
   // Opening the bell shows the list: everything in it is seen, and the badge goes to 0.
-  if (open && state.token) api("/notifications/seen-all", { method: "PATCH" });
+  if (open && state.token) quietly(api("/notifications/seen-all", { method: "PATCH" }));
 }
 
 $("bell").onclick = () => setOpen(!isOpen());
@@ -173,8 +180,8 @@ document.addEventListener("keydown", (event) => {
     $("bell").focus();
   }
 });
-$("read-all").onclick = () => api("/notifications/read-all", { method: "PATCH" });
-$("archive-read").onclick = () => api("/notifications/archive-all?read=true", { method: "PATCH" });
+$("read-all").onclick = () => quietly(api("/notifications/read-all", { method: "PATCH" }));
+$("archive-read").onclick = () => quietly(api("/notifications/archive-all?read=true", { method: "PATCH" }));
 
 // ---- preferences (SPEC "Preferences, per user"): one switch per channel, PATCH on change ----
 
@@ -249,13 +256,13 @@ async function loadOrders() {
     li.innerHTML = `<span></span><span class="status"></span>`;
     li.children[0].textContent = order.id.slice(-10);
     li.children[1].textContent = order.status;
-    li.onclick = () => selectOrder(order.id);
+    li.onclick = () => quietly(selectOrder(order.id));
     return li;
   });
   $("orders").replaceChildren(...items);
   if (!state.order && page.items.length) {
     const moving = page.items.find((o) => ["SHIPPED", "OUT_FOR_DELIVERY"].includes(o.status)) || page.items[0];
-    selectOrder(moving.id);
+    quietly(selectOrder(moving.id));
   }
 }
 
@@ -352,9 +359,9 @@ function drawMap() {
   $("destination").setAttribute("cy", dy.toFixed(1));
 }
 
-$("user").onchange = (event) => signIn(event.target.value);
+$("user").onchange = (event) => quietly(signIn(event.target.value));
 const preset = new URLSearchParams(window.location.search).get("user");
 if (preset) {
   $("user").value = preset;
-  signIn(preset);
+  quietly(signIn(preset));
 }
