@@ -5,6 +5,7 @@ has no preferences endpoint."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -283,3 +284,64 @@ async def test_counts_refetched_after_reconnect_with_if_none_match(
     async with serving(create_app(demo_settings), demo_settings, port):
         await _expect_unseen(page, unseen + 1)
         await expect(_item(page, missed.id)).to_have_count(1)  # the list came back by onResync
+
+
+START_COUNTING_CLIENT = """async ({ token, channel }) => {
+  const { PushClient } = await import("/static/push-client.js");
+  window.counts = [];
+  window.types = [];
+  window.statuses = [];
+  window.client = new PushClient({
+    getToken: async () => token,
+    onStatus: (status) => window.statuses.push(status),
+    onCounts: (counts) => window.counts.push(counts),
+  });
+  window.client.on(channel, (event) => window.types.push(event.type));
+  window.client.start();
+}"""
+
+
+async def test_push_client_counts_api_keeps_the_newest(
+    browser: Any, demo_base: str, rest: Callable[..., Any], token_for: Callable[..., str], page_errors: list[str]
+) -> None:
+    """push-client.js alone: onCounts from REST at start, then from events; a REST answer older than an event is
+    dropped; notification.counts and notification.updated reach on() listeners too."""
+    page = await _new_page(browser, page_errors)
+    await page.goto(f"{demo_base}/health")
+    await page.evaluate(START_COUNTING_CLIENT, {"token": token_for(USER), "channel": f"user:{USER}"})
+    await page.wait_for_function("window.statuses.includes('websocket') && window.counts.length > 0", timeout=WAIT)
+    start = await _counts(rest)
+    assert await page.evaluate("window.counts.at(-1)") == start == await page.evaluate("window.client.counts")
+
+    # An event moves the counts: the client forgets its ETag, so its next refresh gets a full answer (no 304).
+    await _notify(rest, "Moves the counts")
+    await page.wait_for_function(f"window.client.counts.unseen === {start['unseen'] + 1}", timeout=WAIT)
+
+    # A refresh whose answer (the server's counts then) is held until a newer event has arrived.
+    fetched, release = asyncio.Event(), asyncio.Event()
+    statuses: list[int] = []
+
+    async def hold(route: Any) -> None:
+        answer = await route.fetch()
+        statuses.append(answer.status)
+        fetched.set()
+        await release.wait()
+        await route.fulfill(response=answer)
+
+    await page.route("**/notifications/counts", hold)
+    await page.evaluate("() => { window.refreshed = window.client.refreshCounts(); }")  # not awaited
+    await asyncio.wait_for(fetched.wait(), 10)
+    created = await _notify(rest, "Newer than the held answer")
+    await page.wait_for_function(f"window.client.counts.unseen === {start['unseen'] + 2}", timeout=WAIT)
+    release.set()
+    newest = await _counts(rest)
+    assert newest["unseen"] == start["unseen"] + 2
+    assert statuses == [200]  # the held answer was a full one, with the older counts
+    assert await page.evaluate("window.refreshed") == newest  # it answers what it knows, not what it was sent
+    assert await page.evaluate("window.counts.at(-1)") == newest
+    await page.unroute("**/notifications/counts")
+
+    assert (await rest("PATCH", f"/notifications/{created['id']}/read")).status_code == 200
+    await page.wait_for_function(f"window.client.counts.unread === {start['unread'] + 1}", timeout=WAIT)
+    types = await page.evaluate("window.types")
+    assert {"notification.created", "notification.counts", "notification.updated"} <= set(types)
