@@ -229,6 +229,7 @@ async def test_preferences_panel(
         return
     assert served.status_code == 200
     assert await page.evaluate("document.body.dataset.preferences") == "ready"
+    await expect(page.locator("#prefs-form")).to_be_visible()
     channels = served.json()["channels"]
     for name, on in channels.items():
         switch = page.locator(f"#prefs-form input[name='{name}']")
