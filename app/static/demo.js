@@ -1,14 +1,27 @@
-// The /demo page: a notification bell and a live order-tracking map, wired with push-client.js.
+// The /demo page: a notification bell (an inbox: unseen badge, seen when opened, read on click, archive,
+// preferences) and a live order-tracking map, wired with push-client.js.
 import { PushClient } from "/static/push-client.js";
 
 const $ = (id) => document.getElementById(id);
 const NORMAL_PATH = ["PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "OUT_FOR_DELIVERY", "DELIVERED"];
-const state = { token: null, userId: null, client: null, order: null, unsubscribeOrder: null, route: [] };
+const CHANNELS = ["IN_APP", "EMAIL", "SMS", "PUSH"];
+const state = { token: null, userId: null, client: null, order: null, unsubscribeOrder: null, route: [], counts: null };
 
-async function api(path, init = {}) {
+/** The raw response, with the page's token (callers that must tell a 404 apart). */
+function request(path, init = {}) {
   const headers = { ...(init.headers || {}), Authorization: `Bearer ${state.token}` };
   if (init.body) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { ...init, headers });
+  return fetch(path, { ...init, headers });
+}
+
+/** Work the page does not wait for (a refetch, a mark-seen, a click's PATCH) may fail while the server is away:
+ *  say so in the console, not as an uncaught rejection; the next event, reconnect or resync brings the page back. */
+function quietly(promise) {
+  promise.catch((error) => console.warn(`demo: ${error.message}`));
+}
+
+async function api(path, init = {}) {
+  const response = await request(path, init);
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.status === 204 ? null : response.json();
 }
@@ -34,63 +47,203 @@ async function signIn(userId) {
       $("connection").className = `pill ${status}`;
       document.body.dataset.transport = status;
     },
-    onResync: (channel) => (channel.startsWith("order:") ? loadTracking(state.order) : loadNotifications()),
+    onResync: (channel) => quietly(channel.startsWith("order:") ? loadTracking(state.order) : loadNotifications()),
+    // The badge: fetched at start and after every reconnect, then live from notification.counts.
+    onCounts: (counts) => {
+      showCounts(counts);
+      // Polling sees the counts move but no events: refetch the list then.
+      if (state.client && state.client.transport === "polling") quietly(loadNotifications());
+    },
     ...(transports ? { transports } : {}),
   });
   state.client.on(`user:${userId}`, onUserEvent);
   state.client.start();
-  await Promise.all([loadNotifications(), loadOrders()]);
+  await Promise.all([loadNotifications(), loadOrders(), loadPreferences()]);
 }
 
 // ---- the bell ----
 
-function setBadge(count) {
-  $("badge").textContent = String(count);
-  $("badge").hidden = count === 0;
+/** The badge counts the unseen (SPEC "The inbox"); the list's head says how many are unread. */
+function showCounts(counts) {
+  state.counts = counts;
+  const unseen = counts.unseen;
+  $("badge").textContent = unseen > 99 ? "99+" : String(unseen);
+  $("badge").hidden = unseen === 0;
+  $("bell").setAttribute("aria-label", unseen ? `Notifications, ${unseen} new` : "Notifications");
+  $("bell-status").textContent = unseen ? `${unseen} new notification${unseen === 1 ? "" : "s"}` : "";
+  $("unread-summary").textContent = counts.unread ? `${counts.unread} unread` : "";
+  document.body.dataset.unseen = String(unseen);
+}
+
+/** `GET /notifications/unread-count` and `notification.unread_count` (archived ones included), as before the inbox. */
+function setUnread(count) {
   document.body.dataset.unread = String(count);
+}
+
+function isOpen() {
+  return !$("dropdown").hidden;
+}
+
+function applyState(li, { isRead, isSeen }) {
+  if (isRead !== undefined) {
+    li.classList.toggle("unread", !isRead);
+    li.querySelector(".state").textContent = isRead ? "" : "Unread: "; // for screen readers; the dot says it on screen
+  }
+  if (isSeen !== undefined) li.dataset.seen = String(isSeen);
 }
 
 function renderNotification(n) {
   const li = document.createElement("li");
   li.dataset.id = n.id;
-  li.className = n.isRead ? "" : "unread";
-  li.innerHTML = `<strong></strong><div></div><small></small>`;
+  li.innerHTML = `<button type="button" class="open"><span class="state sr-only"></span><strong></strong><span class="message"></span><small></small></button>
+    <button type="button" class="archive">Archive</button>`;
   li.querySelector("strong").textContent = n.title;
-  li.querySelector("div").textContent = n.message;
+  li.querySelector(".message").textContent = n.message;
   li.querySelector("small").textContent = new Date(n.createdAt).toLocaleString();
-  li.onclick = () => api(`/notifications/${n.id}/read`, { method: "PATCH" });
+  li.querySelector(".archive").setAttribute("aria-label", `Archive: ${n.title}`);
+  applyState(li, { isRead: n.isRead, isSeen: n.isSeen });
+  // Opening one reads it (and so sees it); the answer is the notification after the change.
+  li.querySelector(".open").onclick = () =>
+    quietly(api(`/notifications/${n.id}/read`, { method: "PATCH" }).then((after) => applyState(li, after)));
+  li.querySelector(".archive").onclick = () =>
+    quietly(api(`/notifications/${n.id}/archive`, { method: "PATCH" }).then(() => removeItem(li)));
   return li;
+}
+
+function removeItem(li) {
+  if (li.contains(document.activeElement)) $("bell").focus(); // keep the keyboard somewhere sensible
+  li.remove();
+  showEmpty();
+}
+
+function showEmpty() {
+  $("notifications-empty").hidden = $("notifications").children.length > 0;
+}
+
+function item(id) {
+  return [...$("notifications").children].find((li) => li.dataset.id === id);
 }
 
 async function loadNotifications() {
   const [page, count] = await Promise.all([api("/notifications?limit=20"), api("/notifications/unread-count")]);
   $("notifications").replaceChildren(...page.items.map(renderNotification));
-  setBadge(count.count);
+  showEmpty();
+  setUnread(count.count);
+  if (isOpen()) markSeen(page.items.filter((n) => !n.isSeen).map((n) => n.id));
+}
+
+/** What the open list shows is seen: all of it when the bell opens, then each one that arrives while it is open. */
+function markSeen(ids) {
+  if (ids.length) quietly(api("/notifications/bulk", { method: "PATCH", body: JSON.stringify({ ids, action: "seen" }) }));
 }
 
 function onUserEvent(event) {
+  const data = event.data || {};
   if (event.type === "notification.created") {
-    $("notifications").prepend(renderNotification(event.data));
+    if (item(data.id)) return; // already listed by a refetch that raced the event
+    $("notifications").prepend(renderNotification(data));
+    showEmpty();
+    if (isOpen()) markSeen([data.id]);
+  } else if (event.type === "notification.updated") {
+    const targets = [...$("notifications").children].filter((li) => data.all || (data.ids || []).includes(li.dataset.id));
+    if (data.isArchived === true) targets.forEach(removeItem);
+    else if (data.isArchived === false) quietly(loadNotifications()); // back from the archive: the event does not carry it
+    for (const li of targets) applyState(li, { isRead: data.isRead, isSeen: data.isSeen });
   } else if (event.type === "notification.unread_count") {
-    setBadge(event.data.count);
+    setUnread(data.count);
   } else if (event.type === "notification.read") {
+    // Servers before the inbox send only this one; with it, notification.updated says the same.
     for (const li of $("notifications").children) {
-      if (event.data.all || (event.data.ids || []).includes(li.dataset.id)) li.className = "";
+      if (data.all || (data.ids || []).includes(li.dataset.id)) applyState(li, { isRead: true, isSeen: true });
     }
   } else if (event.type === "order.created" || event.type === "order.status_changed") {
-    const moving = ["SHIPPED", "OUT_FOR_DELIVERY"].includes(event.data.toStatus);
-    loadOrders().then(() => {
-      if (moving && event.data.orderId !== state.order) selectOrder(event.data.orderId);
-    });
+    const moving = ["SHIPPED", "OUT_FOR_DELIVERY"].includes(data.toStatus);
+    quietly(
+      loadOrders().then(() => {
+        if (moving && data.orderId !== state.order) return selectOrder(data.orderId);
+      }),
+    );
   }
 }
 
-$("bell").onclick = () => {
-  const open = $("dropdown").hidden;
+function setOpen(open) {
   $("dropdown").hidden = !open;
   $("bell").setAttribute("aria-expanded", String(open));
+  // Opening the bell shows the list: everything in it is seen, and the badge goes to 0.
+  if (open && state.token) quietly(api("/notifications/seen-all", { method: "PATCH" }));
+}
+
+$("bell").onclick = () => setOpen(!isOpen());
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && isOpen()) {
+    setOpen(false);
+    $("bell").focus();
+  }
+});
+$("read-all").onclick = () => quietly(api("/notifications/read-all", { method: "PATCH" }));
+$("archive-read").onclick = () => quietly(api("/notifications/archive-all?read=true", { method: "PATCH" }));
+
+// ---- preferences (SPEC "Preferences, per user"): one switch per channel, PATCH on change ----
+
+function preferencesState(name, note) {
+  document.body.dataset.preferences = name;
+  $("prefs-form").hidden = name !== "ready";
+  $("prefs-note").textContent = note;
+}
+
+function showPreferences(preferences) {
+  for (const input of $("prefs-form").querySelectorAll("input")) {
+    input.checked = preferences.channels[input.name] !== false; // everything is on until changed
+  }
+}
+
+async function loadPreferences() {
+  let response;
+  try {
+    response = await request("/notifications/preferences");
+  } catch {
+    preferencesState("error", "Preferences could not be loaded.");
+    return;
+  }
+  if (response.status === 404 || response.status === 405) {
+    preferencesState("unavailable", "Preferences are not available on this server.");
+  } else if (!response.ok) {
+    preferencesState("error", `Preferences could not be loaded (HTTP ${response.status}).`);
+  } else {
+    showPreferences(await response.json());
+    preferencesState("ready", "");
+  }
+}
+
+for (const input of $("prefs-form").querySelectorAll("input")) {
+  input.onchange = async () => {
+    const wanted = input.checked;
+    input.disabled = true;
+    try {
+      const body = JSON.stringify({ channels: { [input.name]: wanted } });
+      const response = await request("/notifications/preferences", { method: "PATCH", body });
+      if (response.status === 404 || response.status === 405) {
+        preferencesState("unavailable", "Preferences are not available on this server.");
+        return;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const answer = response.status === 204 ? null : await response.json().catch(() => null);
+      if (answer && answer.channels) showPreferences(answer);
+      $("prefs-note").textContent = `Saved: ${input.parentElement.textContent.trim()} ${wanted ? "on" : "off"}.`;
+    } catch (error) {
+      input.checked = !wanted;
+      $("prefs-note").textContent = `Not saved (${error.message}).`;
+    } finally {
+      input.disabled = false;
+    }
+  };
+}
+
+$("prefs-toggle").onclick = () => {
+  const open = $("preferences").hidden;
+  $("preferences").hidden = !open;
+  $("prefs-toggle").setAttribute("aria-expanded", String(open));
 };
-$("read-all").onclick = () => api("/notifications/read-all", { method: "PATCH" });
 
 // ---- orders and the tracking map ----
 
@@ -103,13 +256,13 @@ async function loadOrders() {
     li.innerHTML = `<span></span><span class="status"></span>`;
     li.children[0].textContent = order.id.slice(-10);
     li.children[1].textContent = order.status;
-    li.onclick = () => selectOrder(order.id);
+    li.onclick = () => quietly(selectOrder(order.id));
     return li;
   });
   $("orders").replaceChildren(...items);
   if (!state.order && page.items.length) {
     const moving = page.items.find((o) => ["SHIPPED", "OUT_FOR_DELIVERY"].includes(o.status)) || page.items[0];
-    selectOrder(moving.id);
+    quietly(selectOrder(moving.id));
   }
 }
 
@@ -206,9 +359,9 @@ function drawMap() {
   $("destination").setAttribute("cy", dy.toFixed(1));
 }
 
-$("user").onchange = (event) => signIn(event.target.value);
+$("user").onchange = (event) => quietly(signIn(event.target.value));
 const preset = new URLSearchParams(window.location.search).get("user");
 if (preset) {
   $("user").value = preset;
-  signIn(preset);
+  quietly(signIn(preset));
 }

@@ -10,7 +10,9 @@
 // by `since` on the /ws URL), hands the page each channel's events once and in offset order
 // (push-order.js; notifications also once by id), reacts to close codes, splits batched frames, asks
 // the page to refetch over REST when history did not reach back far enough, and falls back to
-// Server-Sent Events, then to REST polling with If-None-Match. See docs/client.md.
+// Server-Sent Events, then to REST polling with If-None-Match. With `onCounts` it keeps the inbox's
+// counts ({unseen, unread, total}) current: fetched over REST at start and after every (re)connect
+// or resync, then moved by `notification.counts` events. See docs/client.md.
 
 import { ChannelOrder } from "./push-order.js";
 
@@ -25,6 +27,10 @@ export function backoffDelay(attempt, base = 500, cap = 30000) {
   return Math.random() * Math.min(cap, base * 2 ** attempt);
 }
 
+function sameCounts(a, b) {
+  return Boolean(a && b) && a.unseen === b.unseen && a.unread === b.unread && a.total === b.total;
+}
+
 export class PushClient {
   /**
    * @param {object} options
@@ -33,6 +39,9 @@ export class PushClient {
    * @param {(status: string) => void} [options.onStatus]  "connecting" | "websocket" | "sse" | "polling" | "stopped"
    *   | "signed-out" (the server disconnected this user, 4003: the client stops; sign in again, then start())
    * @param {(channel: string) => void} [options.onResync]  history did not reach back: refetch this channel over REST
+   * @param {(counts: {unseen: number, unread: number, total: number}) => void} [options.onCounts]  the inbox's
+   *   counts (the badge shows `unseen`): from `GET /notifications/counts` at start and after each (re)connect or
+   *   resync, and from every `notification.counts` event; called only when they change
    * @param {number} [options.pollInterval]  milliseconds between REST polls in the last fallback
    * @param {string[]} [options.transports]  which to try, in order (tests narrow it)
    */
@@ -46,6 +55,9 @@ export class PushClient {
     this.failures = 0;
     this.stopped = true;
     this.timer = null;
+    this.counts = null; // the latest inbox counts {unseen, unread, total}, once known
+    this.countsEtag = null; // of the last GET /notifications/counts, while no event has moved the counts since
+    this.countsVersion = 0; // bumped by each counts event: a REST answer that started before one is stale
   }
 
   /** Listen to a channel's events; joins it if connected. Answers a function that removes the listener. */
@@ -76,6 +88,30 @@ export class PushClient {
   start() {
     this.stopped = false;
     this._connect(false);
+    if (this.options.onCounts) this.refreshCounts(); // the badge is right before any event arrives
+  }
+
+  /**
+   * Fetch `GET /notifications/counts` (with If-None-Match once it has an ETag) and report them if they changed.
+   * Answers the counts known afterwards (null while none are). Called by the client itself when `onCounts` is set.
+   */
+  async refreshCounts() {
+    const version = this.countsVersion;
+    const etag = this.countsEtag;
+    try {
+      const response = await this._fetch("/notifications/counts", { headers: etag ? { "If-None-Match": etag } : {} });
+      if (response.status === 200) {
+        const counts = await response.json();
+        // An event that arrived meanwhile is at least as new as this answer (the server computes it at publish).
+        if (version === this.countsVersion && !this.stopped) {
+          this.countsEtag = response.headers.get("ETag");
+          this._setCounts(counts);
+        }
+      }
+    } catch (error) {
+      // network trouble: the next (re)connect or event brings them
+    }
+    return this.counts;
   }
 
   stop() {
@@ -98,6 +134,17 @@ export class PushClient {
   _status(status) {
     this.status = status;
     if (this.options.onStatus) this.options.onStatus(status);
+  }
+
+  _setCounts(data) {
+    const counts = { unseen: data.unseen, unread: data.unread, total: data.total };
+    const known = this.counts;
+    this.counts = counts;
+    if (!sameCounts(known, counts) && this.options.onCounts) this.options.onCounts({ ...counts });
+  }
+
+  _refreshCountsIfWanted() {
+    if (this.options.onCounts && !this.stopped) this.refreshCounts();
   }
 
   _url(path) {
@@ -209,6 +256,7 @@ export class PushClient {
       // The server joined the user channel itself (resuming it from the URL's `since`).
       if (channel !== this.userChannel) this._subscribe(channel);
     }
+    this._refreshCountsIfWanted(); // events may have been missed while disconnected (304 when none were)
   }
 
   _subscribe(channel) {
@@ -234,6 +282,7 @@ export class PushClient {
       // An older server ignores `since` on the URL: resume the user channel the old way; live events are held.
       if (resubscribe && this.socket && this.socket.readyState === WebSocket.OPEN) this._subscribe(message.channel);
       for (const event of deliver) this._deliver(event);
+      if (resync && message.channel === this.userChannel) this._refreshCountsIfWanted();
       if (resync && this.options.onResync) this.options.onResync(message.channel);
       return;
     }
@@ -248,6 +297,11 @@ export class PushClient {
       if (this.seenNotifications.size > 1000) {
         this.seenNotifications.delete(this.seenNotifications.values().next().value);
       }
+    }
+    if (message.type === "notification.counts" && message.data && message.channel === this.userChannel) {
+      this.countsVersion += 1;
+      this.countsEtag = null; // the counts moved since the last GET: its ETag no longer says "unchanged"
+      this._setCounts(message.data);
     }
     const callbacks = this.listeners.get(message.channel);
     if (callbacks) for (const callback of [...callbacks]) callback(message);
@@ -284,10 +338,12 @@ export class PushClient {
       this.failures = FAILURES_BEFORE_FALLBACK; // stay on SSE while it works
       this.transport = "sse";
       this._status("sse");
+      this._refreshCountsIfWanted();
     };
     for (const type of [
-      "subscribed", "notification.created", "notification.read", "notification.unread_count", "order.created",
-      "order.status_changed", "tracking.location", "tracking.eta", "payment.status_changed",
+      "subscribed", "notification.created", "notification.read", "notification.unread_count", "notification.updated",
+      "notification.counts", "order.created", "order.status_changed", "tracking.location", "tracking.eta",
+      "payment.status_changed",
     ]) {
       source.addEventListener(type, handle);
     }
@@ -328,6 +384,17 @@ export class PushClient {
           }
           for (const other of this.listeners.keys()) {
             if (other !== this.userChannel && this.options.onResync) this.options.onResync(other);
+          }
+        }
+        if (this.options.onCounts) {
+          const before = this.counts;
+          const counts = await this.refreshCounts(); // If-None-Match: a 304 while nothing changed
+          if (counts && !sameCounts(before, counts) && this.transport === "polling") {
+            const channel = this.userChannel || "user:";
+            const callbacks = this.listeners.get(this.userChannel) || new Set();
+            for (const callback of [...callbacks]) {
+              callback({ op: "event", channel, offset: null, type: "notification.counts", data: { ...counts }, ts: null });
+            }
           }
         }
       } catch (error) {
