@@ -15,10 +15,10 @@ from litestar import Litestar
 from playwright.async_api import expect
 
 from app.main import create_app
+from app.ops.seeding import SeedPlan, run_seed
+from app.platform.settings import Settings
 from app.runtime import Runtime
-from app.seeding import SeedPlan, run_seed
 from app.services.notifications import NotificationDraft, write_notifications
-from app.settings import Settings
 from models.enums import NotificationPriority, NotificationType
 from models.notifications import OutboxEvent
 from tests.asgi import lifespan_running

@@ -267,7 +267,7 @@ async def test_a_scheduled_notification_counts_once_due(
 async def test_the_counts_etag_moves_with_every_change_of_a_count_and_only_then(
     client: httpx.AsyncClient, auth: Headers, app: Litestar
 ) -> None:
-    """The counts ETag (the inbox version) changes on a create, a state change and a due scheduled one; not on no-ops."""
+    """The counts ETag (the inbox version) moves on a create, a state change and a due scheduled one; not on no-ops."""
     runtime: Runtime = app.state.runtime
     await _sign_in(client, auth, "u_tag")
 

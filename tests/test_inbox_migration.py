@@ -108,4 +108,5 @@ async def test_backfill_runs_in_batches_and_again_harmlessly(old_database: Any, 
     assert kept[0]["n"] == 84
     await create_indexes(old_database)
     await create_indexes(old_database)
-    assert await apply_migrations(empty_database, up_to=INBOX) == 1  # the columns and indexes already there: still succeeds
+    # The columns and indexes already there: it still succeeds.
+    assert await apply_migrations(empty_database, up_to=INBOX) == 1
