@@ -17,6 +17,7 @@ from app.migrations import apply_migrations
 from tests.services import POSTGRES_ADMIN_URL, postgres_url, reachable, unavailable, unique_name
 
 PREVIOUS = "2026-12-03T01:00:00:000000"
+INBOX = "2026-12-04T00:00:00:000000"  # later migrations are not this test's
 ROWS = 250  # read every third: 84 read, 166 unread
 
 
@@ -72,7 +73,7 @@ async def old_database(empty_database: str) -> AsyncIterator[Any]:
 
 async def test_migration_backfills_read_rows_only(old_database: Any, empty_database: str) -> None:
     """Applied to rows of the old schema, read rows get read_at = seen_at = updated_at; unread ones stay null."""
-    assert await apply_migrations(empty_database) == 1
+    assert await apply_migrations(empty_database, up_to=INBOX) == 1
     rows = await old_database.run_querystring(
         QueryString("SELECT id, is_read, seen_at, read_at, archived_at, updated_at FROM notifications ORDER BY id")
     )
@@ -107,4 +108,5 @@ async def test_backfill_runs_in_batches_and_again_harmlessly(old_database: Any, 
     assert kept[0]["n"] == 84
     await create_indexes(old_database)
     await create_indexes(old_database)
-    assert await apply_migrations(empty_database) == 1  # the columns and indexes already there: still succeeds
+    # the columns and indexes already there: still succeeds
+    assert await apply_migrations(empty_database, up_to=INBOX) == 1
