@@ -1,7 +1,9 @@
-"""Notifications REST (SPEC "Notifications", "The inbox"): always the caller's own; creation for admins and services.
+"""Notifications REST (SPEC "Notifications", "The inbox", "Preferences"): always the caller's own; creation for
+admins and services.
 
-The static paths (``/counts``, ``/seen-all``, ``/bulk`` ...) are one segment deep and the
-per-notification ones (``/{id}/read`` ...) two, so no static path can be taken for an id.
+The static paths (``/counts``, ``/seen-all``, ``/bulk``, ``/preferences`` ...) are one segment deep and
+the per-notification ones (``/{id}/read`` ...) two, so no static path can be
+taken for an id.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
@@ -22,6 +24,7 @@ from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.services.inbox_states import InboxAction, InboxCounts
 from app.services.notification_json import NotificationView
 from app.services.notifications import Inbox, NotificationDraft, unread_count
+from app.services.preferences import Preferences, PreferencesChange, PreferencesStore
 from models.enums import DeliveryMedium, NotificationPriority, NotificationType, Role
 
 __all__ = ["BulkChange", "CreateNotification", "NotificationsController"]
@@ -170,6 +173,30 @@ class NotificationsController(Controller):
         self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], data: JSONBody[BulkChange]
     ) -> Updated:
         return Updated(await inbox.change_many(request.user.user_id, data.ids, data.action))
+
+    @get("/preferences", summary="The caller's preferences by channel and type (everything on until changed)")
+    async def get_preferences(
+        self, request: Request[Identity, Any, Any], preferences: NamedDependency[PreferencesStore]
+    ) -> Preferences:
+        return await preferences.get(request.user.user_id)
+
+    @put("/preferences", summary="Replace the caller's preferences (omitted channels on, omitted types not overridden)")
+    async def put_preferences(
+        self,
+        request: Request[Identity, Any, Any],
+        preferences: NamedDependency[PreferencesStore],
+        data: JSONBody[Preferences],
+    ) -> Preferences:
+        return await preferences.replace(request.user.user_id, data)
+
+    @patch("/preferences", summary="Change some of the caller's preferences; types merge channel by channel")
+    async def patch_preferences(
+        self,
+        request: Request[Identity, Any, Any],
+        preferences: NamedDependency[PreferencesStore],
+        data: JSONBody[PreferencesChange],
+    ) -> Preferences:
+        return await preferences.change(request.user.user_id, data)
 
     @patch("/{notification_id:str}/read", summary="Mark one notification read, and so seen (idempotent)")
     async def read_one(
