@@ -139,6 +139,11 @@ class Runtime:
             "push_notification_deliveries_sent", "EMAIL/SMS/PUSH deliveries sent.", lambda: self.deliveries.sent
         )
         metrics.counter(
+            "push_notification_deliveries_skipped",
+            "EMAIL/SMS/PUSH deliveries skipped at send time (turned off by the recipient, or seen before escalation).",
+            lambda: self.deliveries.skipped,
+        )
+        metrics.counter(
             "push_notification_delivery_failures",
             "Failed EMAIL/SMS/PUSH attempts.",
             lambda: self.deliveries.failed_attempts,

@@ -1,8 +1,8 @@
-"""Notifications REST (SPEC "Notifications", "The inbox", "Preferences"): always the caller's own; creation for
-admins and services.
+"""Notifications REST (SPEC "Notifications", "The inbox", "Preferences"): always the caller's own; creation and
+deliveries for admins and services.
 
 The static paths (``/counts``, ``/seen-all``, ``/bulk``, ``/preferences`` ...) are one segment deep and
-the per-notification ones (``/{id}/read`` ...) two, so no static path can be
+the per-notification ones (``/{id}/read``, ``/{id}/deliveries`` ...) two, so no static path can be
 taken for an id.
 """
 
@@ -21,6 +21,7 @@ from app.auth import Identity, require_roles
 from app.errors import ValidationFailed
 from app.openapi import problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.services.delivery_records import DeliveryRecords, delivery_records
 from app.services.inbox_states import InboxAction, InboxCounts
 from app.services.notification_json import NotificationView
 from app.services.notifications import Inbox, NotificationDraft, unread_count
@@ -48,6 +49,7 @@ class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     ] = msgspec.field(default_factory=lambda: [DeliveryMedium.IN_APP])
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
+    escalate_after_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         """What the types cannot say: channels are a set, metadata has a size, a schedule has a zone."""
@@ -198,6 +200,14 @@ class NotificationsController(Controller):
     ) -> Preferences:
         return await preferences.change(request.user.user_id, data)
 
+    @get(
+        "/{notification_id:str}/deliveries",
+        guards=[require_roles(Role.ADMIN, Role.SERVICE)],
+        summary="What became of a notification's EMAIL, SMS and PUSH deliveries (admin, service)",
+    )
+    async def deliveries(self, notification_id: FromPath[str]) -> DeliveryRecords:
+        return await delivery_records(notification_id)
+
     @patch("/{notification_id:str}/read", summary="Mark one notification read, and so seen (idempotent)")
     async def read_one(
         self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
@@ -250,6 +260,7 @@ class NotificationsController(Controller):
             metadata=data.metadata,
             scheduled_for=data.scheduled_for,
             idempotency_key=idempotency_key,
+            escalate_after_seconds=data.escalate_after_seconds,
         )
         view, created = await inbox.create(draft)
         return Response(view, status_code=201 if created else 200)
