@@ -63,7 +63,7 @@ class NotificationDelivery(Table, tablename="notification_deliveries"):
 
 
 class NotificationPreferences(Table, tablename="notification_preferences"):
-    """One user's notification preferences (SPEC "Preferences"): JSON of ``app.services.preferences.Preferences``.
+    """One user's notification preferences (SPEC "Preferences"): JSON of ``preferences.DeliveryPreferences``.
 
     No row means everything on. ``user_id`` references ``users`` in the schema (the migration).
     """

@@ -25,7 +25,7 @@ from app.services.delivery_records import DeliveryRecords, delivery_records
 from app.services.inbox_states import InboxAction, InboxCounts
 from app.services.notification_json import NotificationView
 from app.services.notifications import Inbox, NotificationDraft, unread_count
-from app.services.preferences import Preferences, PreferencesChange, PreferencesStore
+from app.services.preferences import DeliveryPreferences, DeliveryPreferencesChange, PreferencesStore
 from models.enums import DeliveryMedium, NotificationPriority, NotificationType, Role
 
 __all__ = ["BulkChange", "CreateNotification", "NotificationsController"]
@@ -179,7 +179,7 @@ class NotificationsController(Controller):
     @get("/preferences", summary="The caller's preferences by channel and type (everything on until changed)")
     async def get_preferences(
         self, request: Request[Identity, Any, Any], preferences: NamedDependency[PreferencesStore]
-    ) -> Preferences:
+    ) -> DeliveryPreferences:
         return await preferences.get(request.user.user_id)
 
     @put("/preferences", summary="Replace the caller's preferences (omitted channels on, omitted types not overridden)")
@@ -187,8 +187,8 @@ class NotificationsController(Controller):
         self,
         request: Request[Identity, Any, Any],
         preferences: NamedDependency[PreferencesStore],
-        data: JSONBody[Preferences],
-    ) -> Preferences:
+        data: JSONBody[DeliveryPreferences],
+    ) -> DeliveryPreferences:
         return await preferences.replace(request.user.user_id, data)
 
     @patch("/preferences", summary="Change some of the caller's preferences; types merge channel by channel")
@@ -196,8 +196,8 @@ class NotificationsController(Controller):
         self,
         request: Request[Identity, Any, Any],
         preferences: NamedDependency[PreferencesStore],
-        data: JSONBody[PreferencesChange],
-    ) -> Preferences:
+        data: JSONBody[DeliveryPreferencesChange],
+    ) -> DeliveryPreferences:
         return await preferences.change(request.user.user_id, data)
 
     @get(

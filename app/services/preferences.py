@@ -1,7 +1,7 @@
 """Per-user notification preferences (SPEC "Preferences, per user"): which media, per type, reach a user.
 
-One row per user in ``notification_preferences`` holding the JSON of :class:`Preferences`; no row
-means everything on. The rule, :meth:`Preferences.allows`, is in one place: a type's own setting
+One row per user in ``notification_preferences`` holding the JSON of :class:`DeliveryPreferences`; no row
+means everything on. The rule, :meth:`DeliveryPreferences.allows`, is in one place: a type's own setting
 beats the medium's, and ``URGENT`` notifications always reach ``IN_APP``. Deliveries read it when
 they send (``deliveries.py``); creation reads it for ``IN_APP`` only, since the row is written then
 (``notifications.py``).
@@ -20,10 +20,10 @@ from models.enums import DeliveryMedium, NotificationPriority, NotificationType
 from models.notifications import NotificationPreferences
 
 __all__ = [
+    "DeliveryPreferences",
+    "DeliveryPreferencesChange",
     "MediumOverrides",
     "MediumSwitches",
-    "Preferences",
-    "PreferencesChange",
     "PreferencesStore",
     "TypeOverrides",
     "preferences_of",
@@ -78,7 +78,7 @@ def _overlaid(under: MediumOverrides | None, over: MediumOverrides) -> MediumOve
     )
 
 
-class Preferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DeliveryPreferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``{"channels": {medium: on}, "types": {type: {medium: on}}}``: the body of PUT and every answer.
 
     A type lists only the media it overrides; an unknown type or medium is a 400 naming it
@@ -95,7 +95,7 @@ class Preferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         own = _setting(getattr(self.types, type.value), medium)
         return bool(_setting(self.channels, medium)) if own is None else own
 
-    def merged(self, change: PreferencesChange) -> Preferences:
+    def merged(self, change: DeliveryPreferencesChange) -> DeliveryPreferences:
         """These preferences with ``change`` laid over them: media replaced one by one, types merged per medium."""
         changed = {
             medium.value: on for medium in DeliveryMedium if (on := _setting(change.channels, medium)) is not None
@@ -105,27 +105,27 @@ class Preferences(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             for type in NotificationType
             if (over := getattr(change.types, type.value)) is not None
         }
-        return Preferences(
+        return DeliveryPreferences(
             channels=msgspec.structs.replace(self.channels, **changed),
             types=msgspec.structs.replace(self.types, **types),
         )
 
 
-class PreferencesChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DeliveryPreferencesChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of PATCH: only what changes; ``types`` merges into the stored types medium by medium."""
 
     channels: MediumOverrides = msgspec.field(default_factory=MediumOverrides)
     types: TypeOverrides = msgspec.field(default_factory=TypeOverrides)
 
 
-_DEFAULT = Preferences()
-_decoder = msgspec.json.Decoder(Preferences)
+_DEFAULT = DeliveryPreferences()
+_decoder = msgspec.json.Decoder(DeliveryPreferences)
 
 
-async def preferences_of(user_ids: Iterable[str]) -> dict[str, Preferences]:
+async def preferences_of(user_ids: Iterable[str]) -> dict[str, DeliveryPreferences]:
     """The preferences of each of ``user_ids`` (the defaults for a user without a row); usable in a transaction."""
     wanted = list(dict.fromkeys(user_ids))
-    found: dict[str, Preferences] = {}
+    found: dict[str, DeliveryPreferences] = {}
     if wanted:
         rows = await NotificationPreferences.select().where(NotificationPreferences.user_id.is_in(wanted))
         found = {row["user_id"]: _decoder.decode(row["preferences"]) for row in rows}
@@ -138,17 +138,17 @@ class PreferencesStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def get(self, user_id: str) -> Preferences:
+    async def get(self, user_id: str) -> DeliveryPreferences:
         """The user's preferences; everything on until changed."""
         return (await preferences_of([user_id]))[user_id]
 
-    async def replace(self, user_id: str, preferences: Preferences) -> Preferences:
+    async def replace(self, user_id: str, preferences: DeliveryPreferences) -> DeliveryPreferences:
         """PUT: store ``preferences`` as they are (omitted media on, omitted types without overrides)."""
         async with self.database.write():
             await self._store(user_id, preferences, utc_now())
         return preferences
 
-    async def change(self, user_id: str, change: PreferencesChange) -> Preferences:
+    async def change(self, user_id: str, change: DeliveryPreferencesChange) -> DeliveryPreferences:
         """PATCH: merge ``change`` into the stored preferences in one transaction; answers the result.
 
         On PostgreSQL the row is created first if missing and then locked (``FOR UPDATE``), so two
@@ -173,7 +173,7 @@ class PreferencesStore:
         return merged
 
     @staticmethod
-    async def _store(user_id: str, preferences: Preferences, now: datetime) -> None:
+    async def _store(user_id: str, preferences: DeliveryPreferences, now: datetime) -> None:
         await NotificationPreferences.raw(
             "INSERT INTO notification_preferences (user_id, preferences, updated_at) VALUES ({}, {}, {}) "
             "ON CONFLICT (user_id) DO UPDATE SET preferences = excluded.preferences, updated_at = excluded.updated_at",
