@@ -376,3 +376,25 @@ async def test_escalation_not_seen_is_sent_once_by_three_processes(
             )
     assert len(mailbox[0].messages) == 1
     assert sorted(msgspec.json.decode(payload)["channel"] for _, payload in fake.requests) == ["PUSH", "SMS"]
+
+
+async def test_failed_payment_webhook_escalates_after_120_seconds(
+    delivering_app: tuple[Litestar, httpx.AsyncClient], auth: Callable[..., dict[str, str]]
+) -> None:
+    """A payment.failed webhook implies an URGENT notification in the bell at once, its EMAIL/SMS/PUSH due 120 s on."""
+    from tests.marketplace import open_store, payment_event, place
+
+    _, client = delivering_app
+    store, (product, _) = await open_store(client, auth, "v_escalate_webhook")
+    order = await place(client, auth, "c_escalate_webhook", store, [(product, 1)])
+    assert (await payment_event(client, order, "failed", reason="card declined")).status_code == 200
+    row = (
+        await Notification.select()
+        .where((Notification.user == "c_escalate_webhook") & (Notification.type == "PAYMENT_FAILED"))
+        .first()
+    )
+    assert row is not None and row["priority"] == "URGENT" and row["escalate_after_seconds"] == 120
+    assert row["sent_at"] is not None and row["archived_at"] is None
+    records = await _deliveries(row["id"])
+    assert sorted(records) == ["EMAIL", "PUSH", "SMS"]
+    assert {record["next_attempt_at"] for record in records.values()} == {row["sent_at"] + timedelta(seconds=120)}
