@@ -140,7 +140,7 @@ class Runtime:
         )
         metrics.counter(
             "push_notification_deliveries_skipped",
-            "EMAIL/SMS/PUSH deliveries skipped at send time (turned off by the recipient, or seen before escalation).",
+            "EMAIL/SMS/PUSH deliveries skipped at send time: turned off, seen before escalation, or no sender here.",
             lambda: self.deliveries.skipped,
         )
         metrics.counter(

@@ -398,3 +398,24 @@ async def test_failed_payment_webhook_escalates_after_120_seconds(
     records = await _deliveries(row["id"])
     assert sorted(records) == ["EMAIL", "PUSH", "SMS"]
     assert {record["next_attempt_at"] for record in records.values()} == {row["sent_at"] + timedelta(seconds=120)}
+
+
+async def test_escalation_of_a_notification_kept_out_of_the_bell_is_sent_at_once(
+    delivering_app: tuple[Litestar, httpx.AsyncClient], auth: Callable[..., dict[str, str]], mailbox: Any
+) -> None:
+    """With IN_APP off the notification is stored seen, so waiting for the user to see it makes no sense: its email
+    is due at once and sent, not skipped_seen."""
+    app, client = delivering_app
+    runtime: Runtime = app.state.runtime
+    user = "u_muted_escalation"
+    user_headers = await _sign_in_with_email(client, runtime, user)
+    muted = await client.put("/notifications/preferences", json={"channels": {"IN_APP": False}}, headers=user_headers)
+    assert muted.status_code == 200
+    body = {"userId": user, "type": "ACCOUNT_UPDATED", "title": "t", "message": "m", "channels": ["IN_APP", "EMAIL"]}
+    created = await client.post(
+        "/notifications", json={**body, "escalateAfterSeconds": 3600}, headers=auth("svc", "service")
+    )
+    assert created.json()["isSeen"] is True and created.json()["archivedAt"] is not None
+    assert await runtime.deliveries.dispatch_due() == 1
+    assert _by_channel(await _outcomes(client, auth, created.json()["id"])) == {"EMAIL": ("sent", 1)}
+    assert len(mailbox[0].messages) == 1

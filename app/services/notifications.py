@@ -72,9 +72,10 @@ async def write_notifications(
 
     The recipients' preferences are read here for ``IN_APP`` only (the row is written now): one the
     recipient keeps out of the bell is stored seen and archived, and sends no event, so it is neither
-    counted nor pushed (``URGENT`` ones always reach the bell). EMAIL, SMS and PUSH are decided when
-    they are sent (``deliveries.py``). A delivery of a notification with ``escalate_after_seconds``
-    is due that long after the notification becomes visible.
+    counted nor pushed (``URGENT`` ones always reach the bell), and does not escalate (its EMAIL, SMS
+    and PUSH are due at once: stored seen, it would otherwise always be skipped as seen). EMAIL, SMS
+    and PUSH are decided when they are sent (``deliveries.py``). A delivery of a notification with
+    ``escalate_after_seconds`` is due that long after the notification becomes visible.
 
     Args:
         drafts: what to create.
@@ -90,6 +91,9 @@ async def write_notifications(
     for draft in drafts:
         visible = draft.scheduled_for is None or draft.scheduled_for <= now
         in_app = preferences[draft.user_id].allows(draft.type, DeliveryMedium.IN_APP, draft.priority)
+        if not in_app:
+            # Escalation waits for the user to see it in the bell; kept out of the bell, there is nothing to wait for.
+            draft = msgspec.structs.replace(draft, escalate_after_seconds=None)
         row = Notification(
             id=new_id("ntf"),
             user=draft.user_id,
