@@ -27,6 +27,7 @@ from app.services.insights_cache import InsightsCache, MemoryInsightsCache, Redi
 from app.services.notifications import Inbox, unread_count_event
 from app.services.order_writes import OrderWriter
 from app.services.outbox import OutboxRelay
+from app.services.preferences import PreferencesStore
 from app.services.revocations import Revocations
 from app.services.scheduler import ScheduledDelivery
 from app.services.senders import EmailSender, Sender, WebhookSender
@@ -79,6 +80,7 @@ class Runtime:
         self.http = httpx.AsyncClient()
         senders = self._senders()
         self.inbox = Inbox(self.database, self.outbox, self.cursors, frozenset(DeliveryMedium(c) for c in senders))
+        self.preferences = PreferencesStore(self.database)
         self.scheduler = ScheduledDelivery(self.database, self.outbox, outages=self.outages)
         self.insights_cache: InsightsCache = (
             RedisInsightsCache(self.redis, settings.redis_prefix) if self.redis is not None else MemoryInsightsCache()
@@ -99,6 +101,7 @@ class Runtime:
             "readiness": self.readiness,
             "cursors": self.cursors,
             "inbox": self.inbox,
+            "preferences": self.preferences,
             "order_writer": self.order_writer,
             "insights": self.insights,
             "pings": self.pings,
@@ -134,6 +137,11 @@ class Runtime:
         )
         metrics.counter(
             "push_notification_deliveries_sent", "EMAIL/SMS/PUSH deliveries sent.", lambda: self.deliveries.sent
+        )
+        metrics.counter(
+            "push_notification_deliveries_skipped",
+            "EMAIL/SMS/PUSH deliveries skipped at send time: turned off, seen before escalation, or no sender here.",
+            lambda: self.deliveries.skipped,
         )
         metrics.counter(
             "push_notification_delivery_failures",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from models.catalog import Product, Store, TokenRevocation, User
 from models.enums import (
     DeliveryMedium,
+    DeliveryOutcome,
     DeliveryStatus,
     NotificationPriority,
     NotificationType,
@@ -13,17 +14,20 @@ from models.enums import (
     PaymentStatus,
     PayoutStatus,
     Role,
+    SkipReason,
     WebhookOutcome,
 )
-from models.notifications import Notification, NotificationDelivery, OutboxEvent
+from models.notifications import Notification, NotificationDelivery, NotificationPreferences, OutboxEvent
 from models.orders import Order, OrderEvent, OrderItem, Payment, Payout, WebhookEvent
 
 __all__ = [
     "ALL_TABLES",
     "DeliveryMedium",
+    "DeliveryOutcome",
     "DeliveryStatus",
     "Notification",
     "NotificationDelivery",
+    "NotificationPreferences",
     "NotificationPriority",
     "NotificationType",
     "Order",
@@ -38,6 +42,7 @@ __all__ = [
     "PayoutStatus",
     "Product",
     "Role",
+    "SkipReason",
     "Store",
     "TokenRevocation",
     "User",
@@ -57,6 +62,7 @@ ALL_TABLES = (
     WebhookEvent,
     Notification,
     NotificationDelivery,
+    NotificationPreferences,
     OutboxEvent,
     TokenRevocation,
 )

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 __all__ = [
     "DeliveryMedium",
+    "DeliveryOutcome",
     "DeliveryStatus",
     "NotificationPriority",
     "NotificationType",
@@ -18,6 +19,7 @@ __all__ = [
     "PaymentStatus",
     "PayoutStatus",
     "Role",
+    "SkipReason",
     "WebhookOutcome",
 ]
 
@@ -117,6 +119,25 @@ class DeliveryStatus(StrEnum):
     SENT = "SENT"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+
+
+class SkipReason(StrEnum):
+    """Why a delivery was SKIPPED rather than attempted."""
+
+    PREFERENCE = "preference"  # the recipient turned this medium (or this type on it) off
+    SEEN = "seen"  # an escalation whose notification was seen or read before it was due
+    UNCONFIGURED = "unconfigured"  # this deployment has no sender for the medium
+
+
+class DeliveryOutcome(StrEnum):
+    """SPEC's outcome of a delivery (``GET /notifications/{id}/deliveries``), derived from status and skip reason."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    SKIPPED_PREFERENCE = "skipped_preference"
+    SKIPPED_SEEN = "skipped_seen"
+    SKIPPED_UNCONFIGURED = "skipped_unconfigured"
 
 
 class WebhookOutcome(StrEnum):

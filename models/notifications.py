@@ -8,7 +8,7 @@ from piccolo.table import Table
 
 from models.catalog import User
 
-__all__ = ["Notification", "NotificationDelivery", "OutboxEvent"]
+__all__ = ["Notification", "NotificationDelivery", "NotificationPreferences", "OutboxEvent"]
 
 
 class Notification(Table, tablename="notifications"):
@@ -36,12 +36,18 @@ class Notification(Table, tablename="notifications"):
     sent_at = Timestamptz(null=True, default=None)
     claimed_by = Varchar(length=64, null=True, default=None)
     idempotency_key = Varchar(length=128, null=True, default=None)
+    escalate_after_seconds = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
 class NotificationDelivery(Table, tablename="notification_deliveries"):
-    """The delivery of one notification on one channel beyond the in-app bell (EMAIL, SMS, PUSH)."""
+    """The delivery of one notification on one channel beyond the in-app bell (EMAIL, SMS, PUSH).
+
+    ``status`` is the lifecycle the dispatcher's claim reads (PENDING, SENT, FAILED, SKIPPED);
+    ``skip_reason`` says why a SKIPPED one was skipped. SPEC's ``outcome`` is derived from the two
+    (``app.services.delivery_records``).
+    """
 
     id = BigSerial(primary_key=True)
     notification = ForeignKey(references=Notification, db_column_name="notification_id")
@@ -51,7 +57,19 @@ class NotificationDelivery(Table, tablename="notification_deliveries"):
     last_error = Text(null=True, default=None)
     next_attempt_at = Timestamptz(null=True, default=None)
     sent_at = Timestamptz(null=True, default=None)
+    skip_reason = Varchar(length=16, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class NotificationPreferences(Table, tablename="notification_preferences"):
+    """One user's notification preferences (SPEC "Preferences"): JSON of ``preferences.DeliveryPreferences``.
+
+    No row means everything on. ``user_id`` references ``users`` in the schema (the migration).
+    """
+
+    user_id = Varchar(length=64, primary_key=True)
+    preferences = JSON()
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -108,8 +108,8 @@ async def test_seen_all_archive_all_and_the_filters(client: httpx.AsyncClient, a
     assert await _listed(client, auth, "u_all") == []
     assert len(await _listed(client, auth, "u_all", archived="true", unread="true")) == 3
     assert await _counts(client, auth, "u_all") == {"unseen": 0, "unread": 0, "total": 0}
-    # The unread count of the bell's first version still counts every unread one, archived or not.
-    assert (await client.get("/notifications/unread-count", headers=auth("u_all"))).json() == {"count": 3}
+    # unread-count is counts.unread: archived notifications are in no count of the bell.
+    assert (await client.get("/notifications/unread-count", headers=auth("u_all"))).json() == {"count": 0}
 
 
 async def test_bulk_skips_others_ids_and_counts_real_changes(client: httpx.AsyncClient, auth: Headers) -> None:

@@ -4,6 +4,12 @@ A delivery is claimed by pushing its ``next_attempt_at`` one lease ahead in a co
 one process at a time attempts it. Failures are recorded (``attempts``, ``last_error``) and retried
 with exponential backoff up to :data:`MAX_ATTEMPTS`, then marked FAILED. This path never blocks the
 in-app one: the bell's row and event are committed before any sender runs.
+
+The claiming process decides at send time, not at creation (SPEC "Preferences"): a delivery whose
+medium the recipient has turned off (for this type, else altogether) is SKIPPED with reason
+``preference``, and one of an escalating notification (``escalate_after_seconds``: it was created
+due that long after) that the recipient has seen or read by then is SKIPPED with reason ``seen``.
+The claim's lease is what makes that decision, like the send, happen once across processes.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from app.platform.database import Database
 from app.platform.outages import OutageLog
 from app.platform.timefmt import utc_now
 from app.services.background import BackgroundLoop
+from app.services.preferences import preferences_of
 from app.services.senders import DeliveryFailed, Recipient, Sender
 from models.catalog import User
-from models.enums import DeliveryStatus
+from models.enums import DeliveryMedium, DeliveryStatus, NotificationPriority, NotificationType, SkipReason
 from models.notifications import Notification, NotificationDelivery
 
 __all__ = ["MAX_ATTEMPTS", "DeliveryDispatcher", "retry_delay"]
@@ -61,6 +68,7 @@ class DeliveryDispatcher:
         self.batch_size = batch_size
         self.base_delay = base_delay
         self.sent = 0
+        self.skipped = 0
         self.failed_attempts = 0
         self._loop = BackgroundLoop("notification-deliveries", self._step, interval, outages=outages)
 
@@ -94,7 +102,11 @@ class DeliveryDispatcher:
         notification = await Notification.select().where(Notification.id == delivery["notification_id"]).first()
         sender = self.senders.get(delivery["channel"])
         if notification is None or sender is None:
-            await self._finish(delivery["id"], DeliveryStatus.SKIPPED, "medium not configured in this process")
+            await self._skip(delivery, SkipReason.UNCONFIGURED, "medium not configured in this process")
+            return
+        skipped = await self._skip_reason(notification, DeliveryMedium(delivery["channel"]))
+        if skipped is not None:
+            await self._skip(delivery, *skipped)
             return
         user = await User.select(User.id, User.email, User.name).where(User.id == notification["user_id"]).first()
         recipient = Recipient(
@@ -113,6 +125,36 @@ class DeliveryDispatcher:
             return
         self.sent += 1
         await self._finish(delivery["id"], DeliveryStatus.SENT, None)
+
+    @staticmethod
+    async def _skip_reason(notification: dict[str, Any], medium: DeliveryMedium) -> tuple[SkipReason, str] | None:
+        """Why this delivery must not be sent now, read at send time; None: send it."""
+        user_id = notification["user_id"]
+        preferences = (await preferences_of([user_id]))[user_id]
+        type_, priority = NotificationType(notification["type"]), NotificationPriority(notification["priority"])
+        if not preferences.allows(type_, medium, priority):
+            return SkipReason.PREFERENCE, f"{medium.value} is turned off for {type_.value} by its recipient"
+        if notification["escalate_after_seconds"] is not None and (
+            notification["seen_at"] is not None or notification["read_at"] is not None
+        ):
+            return SkipReason.SEEN, "seen or read in the app before its escalation was due"
+        return None
+
+    async def _skip(self, delivery: dict[str, Any], reason: SkipReason, error: str) -> None:
+        """Record a delivery as skipped; the claim counted an attempt that was never made, so it is taken back."""
+        now = utc_now()
+        async with self.database.write():
+            await NotificationDelivery.update(
+                {
+                    NotificationDelivery.status: DeliveryStatus.SKIPPED.value,
+                    NotificationDelivery.skip_reason: reason.value,
+                    NotificationDelivery.attempts: delivery["attempts"] - 1,
+                    NotificationDelivery.last_error: error,
+                    NotificationDelivery.updated_at: now,
+                    NotificationDelivery.next_attempt_at: None,
+                }
+            ).where(NotificationDelivery.id == delivery["id"])
+        self.skipped += 1
 
     async def _finish(self, delivery_id: int, status: DeliveryStatus, error: str | None) -> None:
         now = utc_now()

@@ -40,6 +40,7 @@ from models.notifications import Notification
 
 __all__ = [
     "TRANSITIONS",
+    "VISIBLE",
     "FlagChange",
     "InboxAction",
     "InboxCounts",
@@ -247,6 +248,6 @@ def _events(
         events.append(PendingEvent(channel, "notification.read", {"all": True} if every else {"ids": became_read}))
     updates = _updated(None if every else changed, flags)
     events.extend(PendingEvent(channel, "notification.updated", data) for data in updates)
-    if "isRead" in flags:
+    if "isRead" in flags or "isArchived" in flags:  # unread-count leaves archived ones out
         events.append(PendingEvent(channel, "notification.unread_count"))
     return events

@@ -2,16 +2,23 @@
 
 Each function answers the drafts for one domain change; the caller writes them in the change's
 transaction with :func:`app.services.notifications.write_notifications`.
+
+The ``URGENT`` ones (payment failed, payout failed) go out on every medium, escalating: EMAIL, SMS
+and PUSH wait :data:`URGENT_ESCALATION_SECONDS` and are skipped if the recipient has seen or read
+the notification in the app by then (SPEC "Preferences"). The others are in-app only.
 """
 
 from __future__ import annotations
 
+import msgspec
+
 from app.services.notifications import NotificationDraft
+from models.enums import DeliveryMedium, OrderStatus, PaymentStatus
 from models.enums import NotificationPriority as Priority
 from models.enums import NotificationType as Type
-from models.enums import OrderStatus, PaymentStatus
 
 __all__ = [
+    "URGENT_ESCALATION_SECONDS",
     "account_updated",
     "order_cancelled",
     "order_placed",
@@ -28,6 +35,20 @@ _STATUS_WORDS = {
     OrderStatus.DELIVERED: "was delivered",
     OrderStatus.REFUNDED: "was refunded",
 }
+
+
+URGENT_ESCALATION_SECONDS = 120
+_URGENT_MEDIA = tuple(DeliveryMedium)
+
+
+def _escalating(drafts: list[NotificationDraft]) -> list[NotificationDraft]:
+    """The URGENT drafts sent on every medium, EMAIL/SMS/PUSH after 120 s; the others as they are."""
+    return [
+        msgspec.structs.replace(draft, media=_URGENT_MEDIA, escalate_after_seconds=URGENT_ESCALATION_SECONDS)
+        if draft.priority is Priority.URGENT
+        else draft
+        for draft in drafts
+    ]
 
 
 def _money(cents: int, currency: str) -> str:
@@ -120,16 +141,15 @@ def payment_changed(
     message = f"Your payment of {_money(amount_cents, currency)} for order {order_id} {verb}."
     if reason:
         message += f" Reason: {reason}."
-    return [
-        NotificationDraft(
-            user_id=customer_id,
-            type=type_,
-            priority=priority,
-            title=title,
-            message=message,
-            metadata={"orderId": order_id, "amountCents": amount_cents, "currency": currency},
-        )
-    ]
+    draft = NotificationDraft(
+        user_id=customer_id,
+        type=type_,
+        priority=priority,
+        title=title,
+        message=message,
+        metadata={"orderId": order_id, "amountCents": amount_cents, "currency": currency},
+    )
+    return _escalating([draft])
 
 
 def payout_changed(
@@ -139,16 +159,15 @@ def payout_changed(
     message = f"Payout {payout_id} of {_money(amount_cents, currency)} " + ("was sent." if processed else "failed.")
     if reason and not processed:
         message += f" Reason: {reason}."
-    return [
-        NotificationDraft(
-            user_id=vendor_id,
-            type=Type.PAYOUT_PROCESSED if processed else Type.PAYOUT_FAILED,
-            priority=Priority.MEDIUM if processed else Priority.URGENT,
-            title="Payout sent" if processed else "Payout failed",
-            message=message,
-            metadata={"payoutId": payout_id, "amountCents": amount_cents, "currency": currency},
-        )
-    ]
+    draft = NotificationDraft(
+        user_id=vendor_id,
+        type=Type.PAYOUT_PROCESSED if processed else Type.PAYOUT_FAILED,
+        priority=Priority.MEDIUM if processed else Priority.URGENT,
+        title="Payout sent" if processed else "Payout failed",
+        message=message,
+        metadata={"payoutId": payout_id, "amountCents": amount_cents, "currency": currency},
+    )
+    return _escalating([draft])
 
 
 def account_updated(user_id: str, title: str, message: str) -> list[NotificationDraft]:

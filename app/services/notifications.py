@@ -10,7 +10,7 @@ receives is never older than the last commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -21,6 +21,7 @@ from app.platform.ids import new_id
 from app.platform.pagination import CursorCodec, Page, check_limit
 from app.platform.timefmt import utc_now
 from app.services.inbox_states import (
+    VISIBLE,
     InboxAction,
     InboxCounts,
     apply_action,
@@ -30,15 +31,16 @@ from app.services.inbox_states import (
 )
 from app.services.notification_json import NotificationView, notification_view
 from app.services.outbox import OutboxRelay, PendingEvent, write_events
+from app.services.preferences import preferences_of
 from models.catalog import User
-from models.enums import DeliveryMedium, DeliveryStatus, NotificationPriority, NotificationType
+from models.enums import DeliveryMedium, DeliveryStatus, NotificationPriority, NotificationType, SkipReason
 from models.notifications import Notification, NotificationDelivery
 
 __all__ = ["Inbox", "NotificationDraft", "unread_count", "write_notifications"]
 
-_COUNT_UNREAD = (
-    "SELECT count(*) AS count FROM notifications WHERE user_id = {} AND is_read = false AND sent_at IS NOT NULL"
-)
+# The same rows as counts.unread (the notifications_inbox_unread index): an archived notification, and
+# so one muted for IN_APP (stored archived), is in no count of the bell.
+_COUNT_UNREAD = f"SELECT count(*) AS count FROM notifications WHERE user_id = {{}} AND is_read = false AND {VISIBLE}"
 
 
 class NotificationDraft(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +55,7 @@ class NotificationDraft(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
     idempotency_key: str | None = None
+    escalate_after_seconds: int | None = None
 
 
 async def unread_count(user_id: str) -> int:
@@ -75,18 +78,30 @@ async def write_notifications(
 ) -> list[NotificationView]:
     """Insert notifications, their delivery records and their events; call inside a write transaction.
 
+    The recipients' preferences are read here for ``IN_APP`` only (the row is written now): one the
+    recipient keeps out of the bell is stored seen and archived, and sends no event, so it is neither
+    counted nor pushed (``URGENT`` ones always reach the bell), and does not escalate (its EMAIL, SMS
+    and PUSH are due at once: stored seen, it would otherwise always be skipped as seen). EMAIL, SMS
+    and PUSH are decided when they are sent (``deliveries.py``). A delivery of a notification with
+    ``escalate_after_seconds`` is due that long after the notification becomes visible.
+
     Args:
         drafts: what to create.
         configured: delivery channels with a configured sender; the others are recorded as skipped.
         now: the creation time (the caller's transaction time).
     """
     now = now or utc_now()
+    preferences = await preferences_of(draft.user_id for draft in drafts)
     rows: list[Notification] = []
     deliveries: list[NotificationDelivery] = []
     events: list[PendingEvent] = []
     views: list[NotificationView] = []
     for draft in drafts:
         visible = draft.scheduled_for is None or draft.scheduled_for <= now
+        in_app = preferences[draft.user_id].allows(draft.type, DeliveryMedium.IN_APP, draft.priority)
+        if not in_app:
+            # Escalation waits for the user to see it in the bell; kept out of the bell, there is nothing to wait for.
+            draft = msgspec.structs.replace(draft, escalate_after_seconds=None)
         row = Notification(
             id=new_id("ntf"),
             user=draft.user_id,
@@ -97,31 +112,20 @@ async def write_notifications(
             priority=draft.priority.value,
             metadata=msgspec.json.encode(draft.metadata).decode(),
             is_read=False,
+            seen_at=None if in_app else now,
+            archived_at=None if in_app else now,
             scheduled_for=draft.scheduled_for,
             sent_at=now if visible else None,
             idempotency_key=draft.idempotency_key,
+            escalate_after_seconds=draft.escalate_after_seconds,
             created_at=now,
             updated_at=now,
         )
         rows.append(row)
-        for medium in draft.media:
-            if medium is DeliveryMedium.IN_APP:
-                continue
-            status = DeliveryStatus.PENDING if medium in configured else DeliveryStatus.SKIPPED
-            deliveries.append(
-                NotificationDelivery(
-                    notification=row.id,
-                    channel=medium.value,
-                    status=status.value,
-                    last_error=None if status is DeliveryStatus.PENDING else f"{medium.value} is not configured",
-                    next_attempt_at=(row.sent_at or draft.scheduled_for) if status is DeliveryStatus.PENDING else None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        deliveries.extend(_delivery_records(draft, row, configured, now))
         view = notification_view(row.to_dict() | {"user_id": draft.user_id})
         views.append(view)
-        if visible:
+        if visible and in_app:
             events.append(PendingEvent(f"user:{draft.user_id}", "notification.created", view))
     await Notification.insert(*rows)
     if deliveries:
@@ -131,6 +135,33 @@ async def write_notifications(
     events.extend(await counts_moved([channel.removeprefix("user:") for channel in channels]))
     await write_events(events)
     return views
+
+
+def _delivery_records(
+    draft: NotificationDraft, row: Notification, configured: frozenset[DeliveryMedium], now: datetime
+) -> list[NotificationDelivery]:
+    """One record per medium beyond the bell: due when visible (plus the escalation), or skipped if unconfigured."""
+    due: datetime | None = row.sent_at or draft.scheduled_for
+    if due is not None and draft.escalate_after_seconds is not None:
+        due += timedelta(seconds=draft.escalate_after_seconds)
+    records = []
+    for medium in draft.media:
+        if medium is DeliveryMedium.IN_APP:
+            continue
+        pending = medium in configured
+        records.append(
+            NotificationDelivery(
+                notification=row.id,
+                channel=medium.value,
+                status=(DeliveryStatus.PENDING if pending else DeliveryStatus.SKIPPED).value,
+                skip_reason=None if pending else SkipReason.UNCONFIGURED.value,
+                last_error=None if pending else f"{medium.value} is not configured",
+                next_attempt_at=due if pending else None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return records
 
 
 class Inbox:

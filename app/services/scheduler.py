@@ -71,10 +71,12 @@ class ScheduledDelivery:
             rows: list[dict[str, Any]] = await Notification.raw(
                 self._sql, now, now, self.process_name, now, self.batch_size
             )
+            # One stored archived at creation is kept out of the bell by its recipient's preferences: not pushed.
+            in_app = [row for row in rows if row["archived_at"] is None]
             events = [
-                PendingEvent(f"user:{row['user_id']}", "notification.created", notification_view(row)) for row in rows
+                PendingEvent(f"user:{row['user_id']}", "notification.created", notification_view(row)) for row in in_app
             ]
-            users = list(dict.fromkeys(row["user_id"] for row in rows))
+            users = list(dict.fromkeys(row["user_id"] for row in in_app))
             events.extend(PendingEvent(f"user:{user_id}", "notification.unread_count") for user_id in users)
             events.extend(await counts_moved(users))
             await write_events(events)

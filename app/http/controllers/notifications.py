@@ -1,7 +1,9 @@
-"""Notifications REST (SPEC "Notifications", "The inbox"): always the caller's own; creation for admins and services.
+"""Notifications REST (SPEC "Notifications", "The inbox", "Preferences"): always the caller's own; creation and
+deliveries for admins and services.
 
-The static paths (``/counts``, ``/seen-all``, ``/bulk`` ...) are one segment deep and the
-per-notification ones (``/{id}/read`` ...) two, so no static path can be taken for an id.
+The static paths (``/counts``, ``/seen-all``, ``/bulk``, ``/preferences`` ...) are one segment deep and
+the per-notification ones (``/{id}/read``, ``/{id}/deliveries`` ...) two, so no static path can be
+taken for an id.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
@@ -19,9 +21,11 @@ from app.http.openapi import problems
 from app.platform.auth import Identity, require_roles
 from app.platform.errors import ValidationFailed
 from app.platform.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.services.delivery_records import DeliveryRecords, delivery_records
 from app.services.inbox_states import InboxAction, InboxCounts
 from app.services.notification_json import NotificationView
 from app.services.notifications import Inbox, NotificationDraft, unread_count
+from app.services.preferences import DeliveryPreferences, DeliveryPreferencesChange, PreferencesStore
 from models.enums import DeliveryMedium, NotificationPriority, NotificationType, Role
 
 __all__ = ["BulkChange", "CreateNotification", "NotificationsController"]
@@ -45,6 +49,7 @@ class CreateNotification(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     ] = msgspec.field(default_factory=lambda: [DeliveryMedium.IN_APP])
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     scheduled_for: datetime | None = None
+    escalate_after_seconds: Annotated[int, msgspec.Meta(ge=1, le=86400)] | None = None
 
     def problems(self) -> list[tuple[str, str]]:
         """What the types cannot say: channels are a set, metadata has a size, a schedule has a zone."""
@@ -188,6 +193,38 @@ class NotificationsController(Controller):
     ) -> Updated:
         return Updated(await inbox.change_many(request.user.user_id, data.ids, data.action))
 
+    @get("/preferences", summary="The caller's preferences by channel and type (everything on until changed)")
+    async def get_preferences(
+        self, request: Request[Identity, Any, Any], preferences: NamedDependency[PreferencesStore]
+    ) -> DeliveryPreferences:
+        return await preferences.get(request.user.user_id)
+
+    @put("/preferences", summary="Replace the caller's preferences (omitted channels on, omitted types not overridden)")
+    async def put_preferences(
+        self,
+        request: Request[Identity, Any, Any],
+        preferences: NamedDependency[PreferencesStore],
+        data: JSONBody[DeliveryPreferences],
+    ) -> DeliveryPreferences:
+        return await preferences.replace(request.user.user_id, data)
+
+    @patch("/preferences", summary="Change some of the caller's preferences; types merge channel by channel")
+    async def patch_preferences(
+        self,
+        request: Request[Identity, Any, Any],
+        preferences: NamedDependency[PreferencesStore],
+        data: JSONBody[DeliveryPreferencesChange],
+    ) -> DeliveryPreferences:
+        return await preferences.change(request.user.user_id, data)
+
+    @get(
+        "/{notification_id:str}/deliveries",
+        guards=[require_roles(Role.ADMIN, Role.SERVICE)],
+        summary="What became of a notification's EMAIL, SMS and PUSH deliveries (admin, service)",
+    )
+    async def deliveries(self, notification_id: FromPath[str]) -> DeliveryRecords:
+        return await delivery_records(notification_id)
+
     @patch("/{notification_id:str}/read", summary="Mark one notification read, and so seen (idempotent)")
     async def read_one(
         self, request: Request[Identity, Any, Any], inbox: NamedDependency[Inbox], notification_id: FromPath[str]
@@ -240,6 +277,7 @@ class NotificationsController(Controller):
             metadata=data.metadata,
             scheduled_for=data.scheduled_for,
             idempotency_key=idempotency_key,
+            escalate_after_seconds=data.escalate_after_seconds,
         )
         view, created = await inbox.create(draft)
         return Response(view, status_code=201 if created else 200)
