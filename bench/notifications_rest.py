@@ -80,12 +80,13 @@ def _seed(name: str) -> None:
     subprocess.run([*command, "--notifications", "1000000"], cwd=ROOT, env=env, check=True)
 
 
-async def _users_with_notifications(name: str) -> list[str]:
+async def _users_with_notifications(name: str, heaviest_first: bool = False) -> list[str]:
     """The ids of users who have notifications (after refreshing the planner's statistics)."""
     connection = await asyncpg.connect(_database_url(name))
     try:
         await connection.execute("VACUUM (ANALYZE) notifications")  # as autovacuum would after a bulk load
-        rows = await connection.fetch("SELECT DISTINCT user_id FROM notifications")
+        order = " ORDER BY count(*) DESC" if heaviest_first else ""
+        rows = await connection.fetch(f"SELECT user_id FROM notifications GROUP BY user_id{order}")
     finally:
         await connection.close()
     return [row["user_id"] for row in rows]
@@ -177,13 +178,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (concurrency)")
     parser.add_argument("--users", type=int, default=2000, help="distinct users (tokens) the load rotates over")
     parser.add_argument("--no-redis", action="store_true", help="serve without REDIS_URL (in-memory rate limiter)")
+    parser.add_argument(
+        "--heaviest", action="store_true", help="rotate over the users with the most notifications, not any users"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     asyncio.run(_create_database(args.database))
     if not args.skip_seed:
         _seed(args.database)
-    users = asyncio.run(_users_with_notifications(args.database))[: args.users]
+    users = asyncio.run(_users_with_notifications(args.database, args.heaviest))[: args.users]
     tokens = [_token(user) for user in users]
     port = 18000 + os.getpid() % 1000
     base = f"http://127.0.0.1:{port}"

@@ -64,6 +64,9 @@ _COUNTS = (
 )
 
 
+_VERSION = "SELECT inbox_version FROM users WHERE id = {}"
+
+
 class InboxAction(StrEnum):
     """What a user does to notifications (``PATCH /notifications/bulk``'s ``action``)."""
 
@@ -134,7 +137,7 @@ async def inbox_counts_and_version(user_id: str) -> tuple[InboxCounts, int]:
 
 async def counts_version(user_id: str) -> int:
     """The user's inbox version: it changes whenever one of their counts may have (see the module's doc)."""
-    rows = await User.select(User.inbox_version).where(User.id == user_id)
+    rows = await User.raw(_VERSION, user_id)  # raw: Piccolo's query building cost more than the read
     return int(rows[0]["inbox_version"]) if rows else 0
 
 
