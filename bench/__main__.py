@@ -37,7 +37,8 @@ and separately:
   profile     py-spy record of our server under broadcast and private load; top functions
 
 Layout: servers on core 0 (taskset), this process (clients + publisher) on core 1. Publishing is
-bare Redis PUBLISH of {"type","data","ts"} (offset null), the same load for both servers."""
+bare Redis PUBLISH of {"type","data"} (offset null) padded to --payload-bytes (250), without ts as
+producers send it (--stamped adds ts), the same load for both servers."""
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +66,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=5, help="connect: fresh servers per N (default %(default)s)")
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument(
+        "--stamped", action="store_true", help="publish envelopes with ts (default: without, as producers do)"
+    )
+    parser.add_argument("--payload-bytes", type=int, default=250, help="envelope size (default %(default)s)")
     parser.add_argument("--step-seconds", type=float, default=None, help="seconds per ramp step (default 3)")
     parser.add_argument("--burst", type=int, default=None, help="clients in the start-up burst (default 5000)")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results here")
@@ -129,7 +134,7 @@ async def _relay(args: argparse.Namespace, bench: BenchEnv) -> tuple[list[RunRes
     sizes = [200] if args.quick else [int(n) for n in args.connections.split(",") if n.strip()]
     kinds: list[ServerKind] = [k for k in ("ours", "baseline") if k in args.servers.split(",")]
     only = set(args.only.split(","))
-    publisher = await RawPublisher.connect()
+    publisher = await RawPublisher.connect(stamped=args.stamped, payload_bytes=args.payload_bytes)
     runs: list[RunResult] = []
     bursts: dict[str, dict[str, Any]] = {}
     try:

@@ -1,7 +1,9 @@
 """The load publisher: bare Redis ``PUBLISH`` commands written as raw RESP on one socket.
 
-A bare PUBLISH of the producer envelope ``{"type","data","ts"}`` is what any service (and the
-baseline's own producers) can send; it is relayed live with ``offset: null``. Writing RESP by hand
+A bare PUBLISH of the producer envelope is what any service (and the baseline's own producers) can
+send; it is relayed live with ``offset: null``. By default the envelope is what producers really
+send: ``{"type","data"}`` without ``ts`` (the server stamps it) and a ~250-byte payload
+(``stamped=True`` adds ``ts``; ``payload_bytes`` sets the size). Writing RESP by hand
 keeps the publisher's CPU cost (it shares core 1 with the clients) to about a microsecond a message.
 Each PUBLISH reply (the number of Redis subscribers that got it) is read back: a ``0`` means the
 server was not subscribed to that channel.
@@ -19,6 +21,9 @@ from bench.wsclient import poll_until
 __all__ = ["RawPublisher"]
 
 
+_NOTE = b"courier is two streets away, ring twice; " * 100
+
+
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
@@ -26,7 +31,9 @@ def _bulk(value: bytes) -> bytes:
 class RawPublisher(asyncio.Protocol):
     """One RESP connection that pipelines PUBLISH commands and counts their integer replies."""
 
-    def __init__(self) -> None:
+    def __init__(self, stamped: bool = False, payload_bytes: int = 250) -> None:
+        self.stamped = stamped
+        self.payload_bytes = payload_bytes
         self.replies = 0
         self.lost = False
         self.unheard = 0  # replies of 0: nobody subscribed to that channel
@@ -35,9 +42,11 @@ class RawPublisher(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     @classmethod
-    async def connect(cls, host: str = "127.0.0.1", port: int = 6379) -> RawPublisher:
+    async def connect(
+        cls, host: str = "127.0.0.1", port: int = 6379, *, stamped: bool = False, payload_bytes: int = 250
+    ) -> RawPublisher:
         loop = asyncio.get_running_loop()
-        _transport, protocol = await loop.create_connection(cls, host, port)
+        _transport, protocol = await loop.create_connection(lambda: cls(stamped, payload_bytes), host, port)
         return protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,7 +60,7 @@ class RawPublisher(asyncio.Protocol):
         if not self.lost:
             return self
         print("  (publisher: Redis connection was lost, probably restarted by another suite; reconnecting)")
-        return await RawPublisher.connect()
+        return await RawPublisher.connect(stamped=self.stamped, payload_bytes=self.payload_bytes)
 
     def data_received(self, data: bytes) -> None:
         lines = (self._buf + data).split(b"\r\n")
@@ -80,11 +89,16 @@ class RawPublisher(asyncio.Protocol):
         """Wait (bounded) until Redis answered every command sent; False if it did not within ``within`` s."""
         return await poll_until(lambda: self.replies >= self._sent, within)
 
-    @staticmethod
-    def command(channel: bytes, seq: int, sent: float, ts: bytes) -> bytes:
-        """``PUBLISH <channel> {"type":"bench.tick","data":{"seq","sent"},"ts"}`` as RESP."""
-        payload = b'{"type":"bench.tick","data":{"seq":%d,"sent":%.6f},"ts":"%s"}' % (seq, sent, ts)
-        return b"*3\r\n$7\r\nPUBLISH\r\n" + _bulk(channel) + _bulk(payload)
+    def command(self, channel: bytes, seq: int, sent: float, ts: bytes) -> bytes:
+        """``PUBLISH <channel> {"type":"bench.tick","data":{"seq","sent","note"}[,"ts"]}`` as RESP.
+
+        ``note`` pads the envelope to ``payload_bytes`` (a courier's status line, say); ``ts`` is
+        there only when ``stamped``.
+        """
+        head = b'{"type":"bench.tick","data":{"seq":%d,"sent":%.6f,"note":"' % (seq, sent)
+        tail = b'"},"ts":"%s"}' % ts if self.stamped else b'"}}'
+        pad = max(0, self.payload_bytes - len(head) - len(tail))
+        return b"*3\r\n$7\r\nPUBLISH\r\n" + _bulk(channel) + _bulk(head + _NOTE[:pad] + tail)
 
     async def run(
         self, channels: list[bytes], rate: float, seconds: float, expected: list[int] | None = None

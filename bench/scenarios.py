@@ -368,7 +368,7 @@ async def burst(bench: BenchEnv, kind: ServerKind, n: int, broadcast: bool, publ
         expected = len(clients) if broadcast else n
         wall = time.time()
         ts = b"2024-01-01T00:00:00+00:00"
-        publisher.publish([RawPublisher.command(ch, i + 1, wall, ts) for i, ch in enumerate(channels)])
+        publisher.publish([publisher.command(ch, i + 1, wall, ts) for i, ch in enumerate(channels)])
         await publisher.wait_replies()
         await poll_until(lambda: pool.received >= expected, 10.0)
         lost = (n - len(clients)) + sum(max(0, 1 - c.count) for c in clients)
