@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,57 +17,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from app.main import create_app
 from app.platform.settings import Settings
-from app.runtime import Runtime
 from app.server import uvicorn_options
 from tests.live import receive_json, receive_messages, serving
-
-
-@pytest.fixture
-def ws_settings(make_settings: Callable[..., Settings], sqlite_database: str) -> Settings:
-    """Settings with small limits so tests can reach them quickly."""
-    return make_settings(
-        DATABASE_URL=sqlite_database,
-        WS_RATE="20",
-        WS_MAX_FRAME="4096",
-        ALLOWED_ORIGINS="https://shop.example.com",
-    )
-
-
-@pytest.fixture
-def ws_app(ws_settings: Settings) -> Litestar:
-    return create_app(ws_settings)
-
-
-@pytest.fixture
-async def server(ws_app: Litestar, ws_settings: Settings) -> AsyncIterator[str]:
-    """host:port of a live server."""
-    async with serving(ws_app, ws_settings) as address:
-        yield address
-
-
-def runtime_of(app: Litestar) -> Runtime:
-    runtime: Runtime = app.state.runtime
-    return runtime
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _welcome(ws: Any, user_id: str) -> str:
-    """Read welcome and the user channel's subscribed; answers the user channel's offset."""
-    welcome = await receive_json(ws)
-    assert welcome == {"op": "welcome", "userId": user_id, "channels": [f"user:{user_id}"]}
-    subscribed = await receive_json(ws)
-    assert subscribed["op"] == "subscribed" and subscribed["channel"] == f"user:{user_id}"
-    assert subscribed["recovered"] is True
-    return str(subscribed["offset"])
+from tests.ws_support import bearer, runtime_of, welcome
 
 
 async def test_header_auth_welcome_and_live_event(server: str, ws_app: Litestar, token_for: Callable[..., str]) -> None:
     """A bearer client gets welcome, its user channel, and events published there, with offsets."""
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_live"))) as ws:
-        offset = await _welcome(ws, "u_live")
+        offset = await welcome(ws, "u_live")
         epoch = offset.split(":")[0]
         published = await runtime_of(ws_app).relay.publisher.publish(
             "user:u_live", "notification.created", {"id": "n1"}
@@ -97,7 +55,7 @@ async def test_ticket_is_single_use(server: str, token_for: Callable[..., str]) 
     ticket = response.json()["ticket"]
     assert response.json()["expiresAt"].endswith("Z")
     async with connect(f"ws://{server}/ws?ticket={ticket}") as ws:
-        await _welcome(ws, "u_ticket")
+        await welcome(ws, "u_ticket")
     async with connect(f"ws://{server}/ws?ticket={ticket}") as ws:
         with pytest.raises(ConnectionClosed) as closed:
             await receive_json(ws)
@@ -129,73 +87,10 @@ async def test_bad_credentials_close_4001(
 async def test_token_expiring_mid_connection_closes_4001(server: str, settings_token: Callable[..., str]) -> None:
     """A socket whose token expires is closed with 4001 at expiry."""
     async with connect(f"ws://{server}/ws", additional_headers=bearer(settings_token("u_exp", exp_offset=2))) as ws:
-        await _welcome(ws, "u_exp")
+        await welcome(ws, "u_exp")
         with pytest.raises(ConnectionClosed) as closed:
             await receive_json(ws, within=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
-
-
-async def test_errors_keep_the_connection_open(server: str, token_for: Callable[..., str]) -> None:
-    """Malformed input, bad channels and offsets, and forbidden channels answer errors; the socket stays open."""
-    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_err"))) as ws:
-        await _welcome(ws, "u_err")
-        cases = [
-            ("not json", "bad_request", None),
-            ('{"op": "teleport"}', "bad_request", None),
-            ('{"op": "subscribe", "channel": "nonsense", "ref": 1}', "bad_request", 1),
-            ('{"op": "subscribe", "channel": "user:u_err", "since": "x:y", "ref": 2}', "bad_request", 2),
-            ('{"op": "subscribe", "channel": "user:someone_else", "ref": 3}', "forbidden", 3),
-            ('{"op": "subscribe", "channel": "order:ord_missing", "ref": 4}', "forbidden", 4),
-            ('{"op": "unsubscribe", "channel": "order:ord_missing", "ref": 5}', "not_found", 5),
-        ]
-        for frame, code, ref in cases:
-            await ws.send(frame)
-            error = await receive_json(ws)
-            assert error["op"] == "error" and error["code"] == code, (frame, error)
-            assert error.get("ref") == ref
-            assert isinstance(error["message"], str) and error["message"]
-        await ws.send('{"op": "ping", "ref": 9}')
-        assert await receive_json(ws) == {"op": "pong", "ref": 9}
-
-
-@pytest.mark.parametrize(
-    ("frame", "ref"),
-    [
-        ('{"op": "teleport", "ref": 7}', 7),  # unknown op
-        ('{"ref": "r-8"}', "r-8"),  # no op at all
-        ('{"op": "subscribe", "ref": 9}', 9),  # a known op missing its channel
-        ('{"op": "subscribe", "channel": 5, "ref": 10}', 10),  # a field of the wrong type
-        ('{"op": "ping", "ref": 11, "x": ' + "[" * 1900 + "]" * 1900 + "}", 11),  # too deep
-        ('{"op": "teleport", "ref": {"no": 1}}', None),  # a ref that is no ref is not echoed
-        ('[{"op": "ping", "ref": 12}]', None),  # not an object: no ref to read
-    ],
-)
-async def test_an_undecodable_frame_is_answered_with_its_own_ref(
-    server: str, token_for: Callable[..., str], frame: str, ref: object
-) -> None:
-    """Whenever a refused frame is a JSON object with a valid ``ref``, the bad_request error carries it."""
-    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_ref"))) as ws:
-        await _welcome(ws, "u_ref")
-        await ws.send(frame)
-        error = await receive_json(ws)
-        assert error["op"] == "error" and error["code"] == "bad_request", error
-        assert error.get("ref") == ref
-
-
-async def test_deeply_nested_frame_is_a_bad_request_and_the_socket_stays_open(
-    server: str, token_for: Callable[..., str]
-) -> None:
-    """A frame nested 1,900 levels deep (under WS_MAX_FRAME) answers bad_request instead of closing with 4500."""
-    async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_deep"))) as ws:
-        await _welcome(ws, "u_deep")
-        frame = '{"op": "ping", "x": ' + "[" * 1900 + "]" * 1900 + "}"
-        assert len(frame) < 4096
-        await ws.send(frame)
-        error = await receive_json(ws)
-        assert error["op"] == "error" and error["code"] == "bad_request"
-        assert "nested" in error["message"]
-        await ws.send('{"op": "ping", "ref": 1}')
-        assert await receive_json(ws) == {"op": "pong", "ref": 1}
 
 
 async def test_resume_replays_exactly_what_was_missed(
@@ -204,11 +99,11 @@ async def test_resume_replays_exactly_what_was_missed(
     """Disconnect, publish 50, reconnect with since: exactly those 50 in order, then live without duplicates."""
     publisher = runtime_of(ws_app).relay.publisher
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_resume"))) as ws:
-        last_seen = await _welcome(ws, "u_resume")
+        last_seen = await welcome(ws, "u_resume")
     for number in range(50):
         await publisher.publish("user:u_resume", "notification.created", {"n": number})
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_resume"))) as ws:
-        await _welcome(ws, "u_resume")
+        await welcome(ws, "u_resume")
         await ws.send(f'{{"op": "subscribe", "channel": "user:u_resume", "since": "{last_seen}", "ref": 1}}')
         subscribed = await receive_json(ws)
         assert subscribed["op"] == "subscribed" and subscribed["recovered"] is True
@@ -234,13 +129,13 @@ async def test_wrong_origin_is_refused(server: str, token_for: Callable[..., str
     async with connect(
         f"ws://{server}/ws", origin="https://shop.example.com", additional_headers=bearer(token_for("u_o"))
     ) as ws:
-        await _welcome(ws, "u_o")
+        await welcome(ws, "u_o")
 
 
 async def test_frame_over_limit_closes_1009(server: str, token_for: Callable[..., str]) -> None:
     """An inbound frame over WS_MAX_FRAME closes the connection with 1009."""
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_big"))) as ws:
-        await _welcome(ws, "u_big")
+        await welcome(ws, "u_big")
         await ws.send('{"op": "ping", "ref": "' + "x" * 5000 + '"}')
         with pytest.raises(ConnectionClosed) as closed:
             await receive_json(ws)
@@ -250,7 +145,7 @@ async def test_frame_over_limit_closes_1009(server: str, token_for: Callable[...
 async def test_flooding_client_is_rate_limited_then_closed_4029(server: str, token_for: Callable[..., str]) -> None:
     """Past WS_RATE messages per second a client gets rate_limited errors, and persistent abuse closes 4029."""
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_flood"))) as ws:
-        await _welcome(ws, "u_flood")
+        await welcome(ws, "u_flood")
         for number in range(200):
             await ws.send(f'{{"op": "ping", "ref": {number}}}')
         codes: list[str] = []
@@ -270,7 +165,7 @@ async def test_server_shutdown_closes_sockets_with_going_away(
     started = time.monotonic()
     async with serving(ws_app, ws_settings) as address:
         ws = await connect(f"ws://{address}/ws", additional_headers=bearer(token_for("u_bye")))
-        await _welcome(ws, "u_bye")
+        await welcome(ws, "u_bye")
     with pytest.raises(ConnectionClosed) as closed:
         await receive_json(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code in (1001, 1012)
@@ -280,7 +175,7 @@ async def test_server_shutdown_closes_sockets_with_going_away(
 async def test_metrics_count_connections(server: str, token_for: Callable[..., str]) -> None:
     """/metrics reports the open connections and the relay counters in Prometheus text."""
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_metrics"))) as ws:
-        await _welcome(ws, "u_metrics")
+        await welcome(ws, "u_metrics")
         async with httpx.AsyncClient(base_url=f"http://{server}") as http:
             text = (await http.get("/metrics")).text
     assert "push_connections 1.0" in text
@@ -303,9 +198,9 @@ async def test_slow_consumer_is_closed_4008_while_healthy_one_gets_everything(
     async with serving(app, settings) as address:
         headers = bearer(token_for("u_shared"))
         async with connect(f"ws://{address}/ws", additional_headers=headers, max_queue=1) as slow:
-            await _welcome(slow, "u_shared")
+            await welcome(slow, "u_shared")
             async with connect(f"ws://{address}/ws", additional_headers=headers, max_size=None) as healthy:
-                await _welcome(healthy, "u_shared")
+                await welcome(healthy, "u_shared")
 
                 received: list[int] = []
                 progress = asyncio.Condition()
@@ -348,7 +243,7 @@ async def test_plain_asgi_send_is_used_without_the_frame_extension(
         serving(ws_app, ws_settings) as address,
         connect(f"ws://{address}/ws", additional_headers=bearer(token_for("u_plain"))) as ws,
     ):
-        await _welcome(ws, "u_plain")
+        await welcome(ws, "u_plain")
         for number in range(3):
             await runtime_of(ws_app).relay.publisher.publish("user:u_plain", "notification.created", {"n": number})
         events = await receive_messages(ws, 3)
@@ -374,7 +269,7 @@ async def test_sockets_opened_together_share_one_user_upsert(
 
     async def open_one(name: str) -> Any:
         ws = await connect(f"ws://{server}/ws", additional_headers=bearer(token_for(name)))
-        await _welcome(ws, name)
+        await welcome(ws, name)
         return ws
 
     sockets = await asyncio.gather(*(open_one(name) for name in names))
@@ -432,7 +327,7 @@ async def test_handshake_headers_are_released_after_accept(
     if not parsed:
         monkeypatch.setattr(FramedWebSocketProtocol, "open_parsed", lambda self, request: False)
     async with connect(f"ws://{server}/ws", additional_headers=bearer(token_for("u_hdr"))) as ws:
-        await _welcome(ws, "u_hdr")
+        await welcome(ws, "u_hdr")
         if parsed:
             assert requests == []
         else:
