@@ -35,7 +35,7 @@ TEST_SECRET = "test-secret-for-the-suite-0123456789"
 FAST_PATH_ENV = {"WS_FAST_PATH": os.environ["WS_FAST_PATH"]} if os.environ.get("WS_FAST_PATH") else {}
 FAST_PATH_OFF = FAST_PATH_ENV.get("WS_FAST_PATH", "").strip().lower() in {"0", "false", "no", "off"}
 
-pytest_plugins = ["tests.redis_topologies", "tests.ws_support"]
+pytest_plugins = ["tests.delivery_support", "tests.redis_topologies", "tests.ws_support"]
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
